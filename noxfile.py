@@ -1,0 +1,61 @@
+"""Sessions: ``tests`` and ``lint`` (default), ``bench``, ``plot``, ``compare``, ``baseline``.
+
+Dependencies come from pyproject.toml (project dependencies and dependency groups), so
+this file never lists a package of its own.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+
+def _install(session: nox.Session, *groups: str) -> None:
+    session.install("-e", ".")
+    for group in groups:
+        session.install(*nox.project.dependency_groups(PYPROJECT, group))
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (pass pytest options after --)."""
+    _install(session, "test")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Lint with ruff and type-check src/ with mypy --strict."""
+    _install(session, "lint")
+    session.run("ruff", "check", "src", "tests", "bench", "noxfile.py")
+    session.run("mypy")
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Run the benchmarks (quick profile) into results/latest.csv and render the charts."""
+    _install(session)
+    # A failed benchmark is a row with status "error: ..." (pytest exits 1): render the charts
+    # anyway, then `report --check` fails the session if any row is an error.
+    session.run("pytest", "bench", *session.posargs, success_codes=[0, 1])
+    session.run("sharebench", "plot", "results/latest.csv", "--out", "plots")
+    session.run("sharebench", "report", "results/latest.csv", "--check")
+
+
+@nox.session(default=False)
+def plot(session: nox.Session) -> None:
+    """Render the charts and plots/index.html from a results CSV (default results/latest.csv)."""
+    _install(session)
+    session.run("sharebench", "plot", *(session.posargs or ["results/latest.csv"]))
+
+
+@nox.session(default=False)
+def compare(session: nox.Session) -> None:
+    """Compare two runs (default results/baseline.csv vs results/latest.csv); exit 1 on regression."""
+    _install(session)
+    args = session.posargs or ["results/baseline.csv", "results/latest.csv"]
+    session.run("sharebench", "compare", *args)

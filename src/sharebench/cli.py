@@ -1,0 +1,80 @@
+"""The ``sharebench`` command: a thin argparse front over one module per subcommand.
+
+Each subcommand lives in ``sharebench.commands.<name>`` and provides ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``; adding one is one line in ``COMMANDS``.
+Errors a user can cause (bad files, bad options) become one line on stderr and exit code 2,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from sharebench import __version__
+
+#: Subcommands, in the order ``--help`` lists them.
+COMMANDS: tuple[str, ...] = (
+    "list",
+    "report",
+)
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A mistake the user can fix; the message is printed as one line."""
+
+
+def _load(name: str) -> ModuleType:
+    return importlib.import_module(f"sharebench.commands.{name.replace('-', '_')}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser, with one sub-parser per entry of ``COMMANDS``."""
+    parser = argparse.ArgumentParser(
+        prog="sharebench",
+        description="Benchmarks of how processes share state: speed and correctness.",
+    )
+    parser.add_argument("--version", action="version", version=f"sharebench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        module = _load(name)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    from sharebench.results import ResultsError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    module: ModuleType = args._module
+    try:
+        code = module.run(args)
+    except (UsageError, ResultsError) as exc:
+        print(f"sharebench {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"sharebench {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, but the user still gets one line, not a traceback
+        if os.environ.get("SHAREBENCH_DEBUG"):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(
+            f"sharebench {args.command}: error: {type(exc).__name__}: {first} "
+            "(set SHAREBENCH_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return int(code)
