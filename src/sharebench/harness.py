@@ -1,0 +1,481 @@
+"""The harness: persistent workers, barrier-released rounds, calibration, verification.
+
+For one benchmark the parent
+
+1. creates the shared object (the mechanism's store),
+2. starts N worker processes from ``multiprocessing.get_context(start_method)``; each attaches
+   to the store and says it is ready,
+3. runs rounds: it sends "run k" to every worker; the workers meet at a barrier, then each
+   timestamps its own loop of k inlined operations with ``time.perf_counter()`` (the same
+   system-wide monotonic clock in every process on Linux). The round time is
+   ``max(end) - min(start)``. After each round the parent verifies and resets the store,
+4. stops the workers and destroys the store.
+
+Only step 3's loops are timed: process start, attach, verification and ``join()`` never are
+(``setup_s`` reports the cost of steps 1–2 separately). The parent waits on every worker's
+pipe *and* process sentinel with a deadline, so a worker that dies, raises or hangs turns into
+an error of that benchmark, not a stuck run.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import signal
+import time
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing import connection
+from multiprocessing.context import BaseContext
+from typing import Any
+
+from sharebench.mechanisms.base import Mechanism, Store, StoreSpec, worker_tag
+from sharebench.results import BenchmarkRecord
+from sharebench.verify import RoundCheck
+
+
+class ConfigError(ValueError):
+    """Bad benchmark parameters; the message names the valid choices."""
+
+
+class WorkerError(RuntimeError):
+    """A worker died, raised, or did not finish a round in time."""
+
+
+@dataclass(frozen=True)
+class HarnessConfig:
+    """How to measure; the defaults are the quick profile's."""
+
+    #: Calibrate k so that one round lasts about this long (seconds, wall time).
+    round_time: float = 0.05
+    #: Measured rounds per benchmark (the median of these is reported).
+    rounds: int = 15
+    #: Rounds run at the calibrated k and discarded before measuring.
+    warmup_rounds: int = 2
+    #: A round that takes longer than this is a hung worker (seconds).
+    round_timeout: float = 30.0
+    #: Time allowed for all workers to start and attach (spawn imports numpy: slow-ish).
+    start_timeout: float = 60.0
+    #: Calibration stops after this many rounds even if the target is not reached.
+    max_calibration_rounds: int = 30
+    #: Token that names OS objects (shared memory blocks) of this run.
+    run_token: str = field(default_factory=lambda: f"{os.getpid()}")
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.round_time, int | float) and self.round_time > 0):
+            raise ConfigError(f"round time must be a positive number of seconds, not "
+                              f"{self.round_time!r}")
+        if not math.isfinite(self.round_time):
+            raise ConfigError("round time must be finite")
+        if not (isinstance(self.rounds, int) and self.rounds >= 1):
+            raise ConfigError(f"rounds must be an integer >= 1, not {self.rounds!r}")
+        if not (isinstance(self.warmup_rounds, int) and self.warmup_rounds >= 0):
+            raise ConfigError(f"warmup rounds must be an integer >= 0, not "
+                              f"{self.warmup_rounds!r}")
+        if not self.round_timeout > 0:
+            raise ConfigError(f"round timeout must be positive, not {self.round_timeout!r}")
+
+
+def available_start_methods() -> list[str]:
+    """Start methods this platform offers (fork, spawn, forkserver on Linux)."""
+    return list(multiprocessing.get_all_start_methods())
+
+
+def validate(mech: Mechanism, processes: int, start_method: str) -> None:
+    """Refuse impossible parameters with one line naming the valid choices."""
+    methods = available_start_methods()
+    if start_method not in methods:
+        raise ConfigError(
+            f"start method {start_method!r} is not available here; valid: {', '.join(methods)}"
+        )
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise ConfigError(f"processes must be an integer >= 1, not {processes!r}")
+    if mech.max_processes is not None and processes > mech.max_processes:
+        raise ConfigError(
+            f"{mech.label} {mech.operation} runs with at most {mech.max_processes} process(es)"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Worker side
+
+
+def _worker_main(
+    wid: int,
+    mech: Mechanism,
+    handles: tuple[Any, ...],
+    conn: connection.Connection,
+    barrier: Any,
+    barrier_timeout: float,
+) -> None:
+    """Body of one worker process: attach, then run rounds on command until told to stop."""
+    # Ctrl-C goes to the whole process group; the parent alone decides what happens then.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    local: Any = None
+    attached = False
+    try:
+        local = mech.store.attach(handles)
+        attached = True
+        conn.send(("ready", os.getpid()))
+        loop = mech.loop
+        base = worker_tag(wid)
+        perf_counter = time.perf_counter
+        while True:
+            msg = conn.recv()
+            if msg[0] == "stop":
+                break
+            k = msg[1]
+            barrier.wait(barrier_timeout)
+            t0 = perf_counter()
+            report = loop(local, k, base)
+            t1 = perf_counter()
+            conn.send(("done", t0, t1, report))
+    except EOFError:
+        pass  # the parent went away: nothing to report to
+    except BaseException as exc:
+        tb = traceback.extract_tb(exc.__traceback__)
+        where = f" at {tb[-1].name}:{tb[-1].lineno}" if tb else ""
+        try:
+            conn.send(("error", f"worker {wid} raised {type(exc).__name__}: {exc}{where}"))
+        except (OSError, ValueError):
+            pass
+    finally:
+        if attached:
+            try:
+                mech.store.detach(local)
+            except Exception:
+                pass
+        local = None
+        conn.close()
+
+
+# --------------------------------------------------------------------------------------
+# Parent side
+
+
+@dataclass(frozen=True)
+class RoundTiming:
+    """One round as the workers timed it."""
+
+    seconds: float
+    starts: tuple[float, ...]
+    ends: tuple[float, ...]
+    reports: tuple[Any, ...]
+
+
+class ProcessPool:
+    """N persistent worker processes bound to one store; see the module docstring."""
+
+    def __init__(
+        self,
+        ctx: BaseContext,
+        mech: Mechanism,
+        handles: tuple[Any, ...],
+        processes: int,
+        config: HarnessConfig,
+    ) -> None:
+        self.ctx = ctx
+        self.mech = mech
+        self.n = processes
+        self.config = config
+        self.handles = handles
+        self.procs: list[Any] = []
+        self.conns: list[connection.Connection] = []
+        self.pids: list[int] = []
+        self.barrier: Any = None
+
+    def start(self) -> None:
+        """Start the workers and wait until every one has attached (not timed)."""
+        ctx = self.ctx
+        self.barrier = ctx.Barrier(self.n)  # type: ignore[attr-defined]
+        for wid in range(self.n):
+            parent_end, child_end = ctx.Pipe()  # type: ignore[attr-defined]
+            proc = ctx.Process(  # type: ignore[attr-defined]
+                target=_worker_main,
+                args=(wid, self.mech, self.handles, child_end, self.barrier,
+                      self.config.round_timeout),
+                name=f"sharebench-worker-{wid}",
+                daemon=True,
+            )
+            self.procs.append(proc)
+            self.conns.append(parent_end)
+            proc.start()
+            child_end.close()
+        replies = self._collect("ready", self.config.start_timeout, "start")
+        self.pids = [int(r[1]) for r in replies]
+
+    def _collect(self, kind: str, timeout: float, what: str) -> list[tuple[Any, ...]]:
+        """One message of ``kind`` from every worker, or WorkerError naming who failed."""
+        replies: list[tuple[Any, ...] | None] = [None] * self.n
+        pending = set(range(self.n))
+        deadline = time.monotonic() + timeout
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WorkerError(
+                    f"{what} timed out after {timeout:g} s "
+                    f"(worker {', '.join(map(str, sorted(pending)))} did not finish)"
+                )
+            waitables: dict[Any, int] = {}
+            for wid in pending:
+                waitables[self.conns[wid]] = wid
+                waitables[self.procs[wid].sentinel] = wid
+            for obj in connection.wait(list(waitables), timeout=remaining):
+                wid = waitables[obj]
+                if wid not in pending:
+                    continue
+                conn = self.conns[wid]
+                if obj is not conn and not conn.poll():
+                    self.procs[wid].join(1)
+                    raise WorkerError(
+                        f"worker {wid} died during {what} "
+                        f"(exit code {self.procs[wid].exitcode})"
+                    )
+                try:
+                    msg = conn.recv()
+                except (EOFError, OSError):
+                    self.procs[wid].join(1)
+                    raise WorkerError(
+                        f"worker {wid} died during {what} "
+                        f"(exit code {self.procs[wid].exitcode})"
+                    ) from None
+                if msg[0] == "error":
+                    raise WorkerError(str(msg[1]))
+                if msg[0] != kind:
+                    raise WorkerError(f"worker {wid} sent {msg[0]!r}, expected {kind!r}")
+                replies[wid] = msg
+                pending.discard(wid)
+        return [r for r in replies if r is not None]
+
+    def run_round(self, k: int) -> RoundTiming:
+        """Release all workers for k operations each; the workers' own clocks time it."""
+        for conn in self.conns:
+            conn.send(("run", k))
+        replies = self._collect("done", self.config.round_timeout, "round")
+        starts = tuple(float(r[1]) for r in replies)
+        ends = tuple(float(r[2]) for r in replies)
+        return RoundTiming(
+            seconds=max(ends) - min(starts),
+            starts=starts,
+            ends=ends,
+            reports=tuple(r[3] for r in replies),
+        )
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop every worker: ask, then terminate, then kill; always join (never timed)."""
+        for proc, conn in zip(self.procs, self.conns, strict=True):
+            if proc.is_alive():
+                try:
+                    conn.send(("stop",))
+                except (OSError, ValueError):
+                    pass
+        deadline = time.monotonic() + timeout
+        for proc in self.procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(1.0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1.0)
+        for conn in self.conns:
+            conn.close()
+        for proc in self.procs:
+            if hasattr(proc, "close") and not proc.is_alive():
+                proc.close()
+        self.procs.clear()
+        self.conns.clear()
+
+
+def calibrate(run_round: Any, target: float, cap: int, max_rounds: int) -> int:
+    """Ops per worker so that one round lasts about ``target`` seconds.
+
+    ``run_round(k) -> seconds``. Starts at k = 1 and grows geometrically (never overshooting
+    the target by much) until a round lasts at least a quarter of the target, then scales k
+    linearly. Never exceeds ``cap`` (the capacity of append stores).
+    """
+    k = 1
+    seconds = run_round(k)
+    for _ in range(max_rounds - 1):
+        if seconds >= target / 4 or k >= cap:
+            break
+        grow = target / 2 / seconds if seconds > 0 else 100.0
+        k = min(cap, max(2 * k, int(k * min(grow, 100.0))))
+        seconds = run_round(k)
+    if seconds <= 0:
+        return min(cap, k)
+    return max(1, min(cap, round(k * target / seconds)))
+
+
+def store_capacity(store_cls: type[Store], round_time: float) -> int:
+    """Items an append store needs for one round at the fastest rate it could ever reach."""
+    return max(1024, math.ceil(store_cls.max_rate * round_time * 2))
+
+
+class BenchmarkRun:
+    """One benchmark from setup to teardown; use as a context manager.
+
+    ``calibrate()``, ``warmup()`` and ``measure_round()`` drive it (the pytest plugin hands
+    ``measure_round`` to pytest-benchmark); ``record`` holds everything measured so far.
+    """
+
+    def __init__(
+        self,
+        mech: Mechanism,
+        processes: int,
+        start_method: str,
+        config: HarnessConfig | None = None,
+    ) -> None:
+        validate(mech, processes, start_method)
+        self.mech = mech
+        self.processes = processes
+        self.start_method = start_method
+        self.config = config or HarnessConfig()
+        self.ctx = multiprocessing.get_context(start_method)
+        self.capacity = store_capacity(mech.store, self.config.round_time)
+        self.k = 1
+        self.store: Store | None = None
+        self.pool: ProcessPool | None = None
+        self.record = BenchmarkRecord(
+            family=mech.family,
+            mechanism=mech.name,
+            sync=mech.sync,
+            operation=mech.operation,
+            processes=processes,
+            start_method=start_method,
+            workers_kind=mech.workers_kind,
+            round_target_s=self.config.round_time,
+        )
+        self._errors: list[str] = []
+
+    # -- lifecycle (not timed) ---------------------------------------------------------
+
+    def __enter__(self) -> BenchmarkRun:
+        t0 = time.perf_counter()
+        try:
+            spec = StoreSpec(self.processes, self.capacity, self.config.run_token)
+            self.store = self.mech.store(self.ctx, spec)
+            self.pool = ProcessPool(
+                self.ctx, self.mech, self.store.handles(), self.processes, self.config
+            )
+            self.pool.start()
+        except BaseException:
+            self.close()
+            raise
+        self.record.setup_s = time.perf_counter() - t0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers, then destroy the store; safe to call twice."""
+        pool, self.pool = self.pool, None
+        store, self.store = self.store, None
+        try:
+            if pool is not None:
+                pool.close()
+        finally:
+            if store is not None:
+                store.close()
+
+    # -- rounds ----------------------------------------------------------------------
+
+    def _round(self, k: int, measured: bool) -> float:
+        assert self.pool is not None and self.store is not None
+        timing = self.pool.run_round(k)
+        check = self.store.collect(k, timing.reports)
+        self._account(check, measured)
+        if timing.seconds <= 0:
+            raise WorkerError(f"impossible round time {timing.seconds!r} s")
+        return timing.seconds
+
+    def _account(self, check: RoundCheck, measured: bool) -> None:
+        if self.mech.sync != "none" and not check.clean:
+            # A lock or atomic variant that loses data is broken; say how, once.
+            self._errors.append(check.describe())
+        if measured:
+            self.record.issued_ops += check.issued
+            self.record.lost_updates += check.lost
+            self.record.duplicates += check.duplicates
+            self.record.round_lost.append(check.lost)
+
+    def calibrate(self) -> int:
+        """Find k (ops per worker per round) for the target round time."""
+        cap = self.capacity // self.processes if self.mech.operation == "append" else 10**12
+        self.k = calibrate(
+            lambda k: self._round(k, measured=False),
+            self.config.round_time,
+            max(1, cap),
+            self.config.max_calibration_rounds,
+        )
+        self.record.ops_per_worker = self.k
+        return self.k
+
+    def warmup(self) -> None:
+        """Discarded rounds at the calibrated k."""
+        for _ in range(self.config.warmup_rounds):
+            self._round(self.k, measured=False)
+        self.record.warmup_rounds = self.config.warmup_rounds
+
+    def measure_round(self) -> float:
+        """One measured round: its time is recorded and returned."""
+        seconds = self._round(self.k, measured=True)
+        self.record.round_seconds.append(seconds)
+        return seconds
+
+    def verification_error(self) -> str | None:
+        """Why a lock/atomic variant failed verification, or None."""
+        if not self._errors:
+            return None
+        extra = f" (in {len(self._errors)} rounds)" if len(self._errors) > 1 else ""
+        return f"verification failed: {self._errors[0]}{extra}"
+
+
+def run_benchmark(
+    mech: Mechanism,
+    processes: int,
+    start_method: str,
+    config: HarnessConfig | None = None,
+) -> BenchmarkRecord:
+    """Measure one benchmark end to end. Failures become ``status = 'error: ...'``.
+
+    Bad parameters (:class:`ConfigError`) still raise: they are the caller's mistake.
+    """
+    run = BenchmarkRun(mech, processes, start_method, config)
+    try:
+        with run:
+            run.calibrate()
+            run.warmup()
+            for _ in range(run.config.rounds):
+                run.measure_round()
+    except (WorkerError, OSError, ValueError, RuntimeError) as exc:
+        run.record.status = f"error: {one_line(exc)}"
+        return run.record
+    error = run.verification_error()
+    if error:
+        run.record.status = f"error: {error}"
+    return run.record
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for a status column."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+__all__ = [
+    "BenchmarkRun",
+    "ConfigError",
+    "HarnessConfig",
+    "ProcessPool",
+    "RoundTiming",
+    "WorkerError",
+    "available_start_methods",
+    "calibrate",
+    "run_benchmark",
+    "validate",
+]
+

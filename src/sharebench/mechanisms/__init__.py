@@ -1,0 +1,64 @@
+"""Registry of mechanisms: ``mechanism/sync/operation`` -> :class:`Mechanism`.
+
+A new mechanism is one small module with a ``MECHANISMS`` tuple, plus one line in
+``FAMILY_MODULES``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+
+from sharebench.mechanisms.base import OPERATIONS, SYNCS, Mechanism
+
+FAMILY_MODULES: tuple[str, ...] = (
+    "sharebench.mechanisms.reference",
+    "sharebench.mechanisms.sharedctypes",
+    "sharebench.mechanisms.manager",
+    "sharebench.mechanisms.shm",
+)
+
+__all__ = ["OPERATIONS", "SYNCS", "Mechanism", "UnknownMechanism", "all_mechanisms", "get"]
+
+
+class UnknownMechanism(KeyError):
+    """No such benchmark; the message lists the valid choices."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@cache
+def _registry() -> dict[str, Mechanism]:
+    registry: dict[str, Mechanism] = {}
+    for module_name in FAMILY_MODULES:
+        module = importlib.import_module(module_name)
+        for mech in module.MECHANISMS:
+            if mech.key in registry:
+                raise RuntimeError(f"mechanism {mech.key} registered twice ({module_name})")
+            registry[mech.key] = mech
+    return registry
+
+
+def all_mechanisms(operation: str | None = None) -> list[Mechanism]:
+    """Every registered benchmark definition, optionally of one operation, in registry order."""
+    return [m for m in _registry().values() if operation is None or m.operation == operation]
+
+
+def get(name: str, sync: str, operation: str) -> Mechanism:
+    """Look one up; an unknown combination raises with the valid choices listed."""
+    registry = _registry()
+    mech = registry.get(f"{name}/{sync}/{operation}")
+    if mech is not None:
+        return mech
+    if operation not in OPERATIONS:
+        raise UnknownMechanism(
+            f"unknown operation {operation!r}; valid: {', '.join(OPERATIONS)}"
+        )
+    names = sorted({m.name for m in registry.values()})
+    if name not in names:
+        raise UnknownMechanism(f"unknown mechanism {name!r}; valid: {', '.join(names)}")
+    valid = sorted(m.label for m in registry.values() if m.operation == operation)
+    raise UnknownMechanism(
+        f"no benchmark {name}/{sync} for {operation}; valid: {', '.join(valid)}"
+    )

@@ -1,0 +1,133 @@
+"""What every mechanism provides: a store (the shared object) and an inlined loop.
+
+A benchmark is ``mechanism × sync × operation``. Its definition is a :class:`Mechanism`:
+
+* ``store`` — a :class:`Store` subclass. The **parent** creates it (``__init__``), hands its
+  ``handles()`` to the workers as ``Process`` arguments (the only way synchronized objects and
+  locks reach children), reads back what the workers did (``read_counter`` / ``read_items``),
+  resets it between rounds, and closes it once. The **worker** calls the static ``attach`` on
+  those handles to get its local view, and ``detach`` before it exits.
+* ``loop`` — ``loop(local, k, base)`` runs ``k`` operations with the operation written inline
+  (no Python call per operation: a call costs about as much as the cheapest operations here).
+  ``base`` is the worker's tag ``(worker id + 1) << TAG_SHIFT``; appends write ``base + i``, so
+  verification can tell whose item is missing, duplicated or overwritten.
+
+The parent coordinates, the workers measure: nothing here is timed except ``loop``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.context import BaseContext
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from sharebench.verify import RoundCheck
+
+#: Bits of an appended item that hold the per-worker sequence number; the rest hold worker+1.
+TAG_SHIFT = 40
+SEQ_MASK = (1 << TAG_SHIFT) - 1
+
+OPERATIONS: tuple[str, ...] = ("increment", "append")
+SYNCS: tuple[str, ...] = ("none", "lock", "atomic")
+
+#: ``loop(local, k, base)``; may return a value the parent verifies (e.g. a local count).
+Loop = Callable[[Any, int, int], object]
+
+
+def worker_tag(worker: int) -> int:
+    """The ``base`` of worker ``worker`` (0-based): its items are ``base + seq``."""
+    return (worker + 1) << TAG_SHIFT
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """What the parent knows when it creates a store."""
+
+    workers: int
+    #: Items an append store must hold in one round (all workers together).
+    capacity: int
+    #: A short unique token of the run, for names of OS objects (shared memory blocks).
+    run_token: str = "test"
+
+
+class Store:
+    """The shared object of one benchmark, seen from the parent (instance) and worker (static).
+
+    Subclasses override what they need; the defaults describe a store with nothing to read.
+    ``read_counter``/``read_items`` run in the parent between rounds, never while workers run.
+    """
+
+    #: Upper bound on the rate (ops/s, all workers) this store is ever used at; append stores
+    #: are sized from it so calibration never overruns them.
+    max_rate: ClassVar[float] = 2e7
+
+    def __init__(self, ctx: BaseContext, spec: StoreSpec) -> None:
+        self.ctx = ctx
+        self.spec = spec
+
+    def handles(self) -> tuple[Any, ...]:
+        """Objects passed to every worker as ``Process`` arguments (inherited, or pickled)."""
+        return ()
+
+    @staticmethod
+    def attach(handles: tuple[Any, ...]) -> Any:
+        """Worker side: build the local view the loop works on (not timed)."""
+        return handles
+
+    @staticmethod
+    def detach(local: Any) -> None:
+        """Worker side: release views of the shared object before the worker exits."""
+
+    def read_counter(self) -> int:
+        """Parent side, increment stores: the counter's current value."""
+        raise NotImplementedError(f"{type(self).__name__} holds no counter")
+
+    def read_items(self) -> Any:
+        """Parent side, append stores: the appended items in order (sequence or int64 array)."""
+        raise NotImplementedError(f"{type(self).__name__} holds no items")
+
+    def reset(self) -> None:
+        """Parent side: back to the empty state before the next round."""
+
+    def collect(self, ops_per_worker: int, reports: Sequence[Any]) -> RoundCheck:
+        """Parent side, after a round: verify what the workers did, then reset.
+
+        ``reports`` holds what each worker's loop returned (``None`` for most loops).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not say how to verify a round")
+
+    def close(self) -> None:
+        """Parent side: release and destroy the shared object; called exactly once."""
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    """One benchmark definition, registered by ``mechanism/sync/operation``."""
+
+    name: str
+    sync: str
+    operation: str
+    family: str
+    store: type[Store]
+    loop: Loop
+    doc: str
+    #: Most processes this benchmark makes sense at (the harness ones are single-process).
+    max_processes: int | None = None
+    workers_kind: str = "process"
+
+    @property
+    def key(self) -> str:
+        """``value/lock/increment``."""
+        return f"{self.name}/{self.sync}/{self.operation}"
+
+    @property
+    def label(self) -> str:
+        """``value/lock``, as charts label it."""
+        return f"{self.name}/{self.sync}"
+
+    def replace(self, **changes: Any) -> Mechanism:
+        """A copy with some fields changed (tests wrap stores this way)."""
+        return dataclasses.replace(self, **changes)

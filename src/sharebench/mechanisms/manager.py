@@ -1,0 +1,111 @@
+"""``multiprocessing.Manager`` proxies: every access is a round trip to a server process.
+
+``ValueProxy`` ``v.value += 1`` is a get round trip then a set round trip, racy like the
+synchronized Value. ``ListProxy.append`` runs inside the server, one call at a time, so it is
+atomic without a lock.
+"""
+
+from __future__ import annotations
+
+from itertools import repeat
+from typing import Any, ClassVar
+
+from sharebench.mechanisms.base import Mechanism
+from sharebench.mechanisms.counters import CounterStore, ItemStore
+
+
+class _ManagerMixin:
+    """Starts a Manager server in the benchmark's start method; shuts it down on close."""
+
+    manager: Any
+
+    def _start_manager(self, ctx: Any) -> Any:
+        self.manager = ctx.Manager()
+        return self.manager
+
+    def _shutdown(self) -> None:
+        manager = getattr(self, "manager", None)
+        if manager is not None:
+            manager.shutdown()
+            self.manager = None
+
+
+class ManagerValueStore(_ManagerMixin, CounterStore):
+    """``manager.Value('q')`` and ``manager.Lock()``, both living in the server."""
+
+    max_rate: ClassVar[float] = 2e5
+
+    def __init__(self, ctx: Any, spec: Any) -> None:
+        super().__init__(ctx, spec)
+        manager = self._start_manager(ctx)
+        self.value = manager.Value("q", 0)
+        self.lock = manager.Lock()
+
+    def handles(self) -> tuple[Any, ...]:
+        return (self.value, self.lock)
+
+    def read_counter(self) -> int:
+        return int(self.value.value)
+
+    def reset(self) -> None:
+        self.value.value = 0
+
+    def close(self) -> None:
+        # Proxies first: their finalizers talk to the server, which must still be up.
+        self.value = self.lock = None
+        self._shutdown()
+
+
+class ManagerListStore(_ManagerMixin, ItemStore):
+    """``manager.list()``: appends are executed by the server one at a time."""
+
+    max_rate: ClassVar[float] = 2e5
+
+    def __init__(self, ctx: Any, spec: Any) -> None:
+        super().__init__(ctx, spec)
+        self.items = self._start_manager(ctx).list()
+
+    def handles(self) -> tuple[Any, ...]:
+        return (self.items,)
+
+    def read_items(self) -> Any:
+        return self.items[:]  # one round trip for the whole list
+
+    def reset(self) -> None:
+        del self.items[:]
+
+    def close(self) -> None:
+        self.items = None
+        self._shutdown()
+
+
+def manager_value_none(local: Any, k: int, base: int) -> None:
+    """``v.value += 1`` on a ValueProxy: a get and a set round trip, racy."""
+    v, _lock = local
+    for _ in repeat(None, k):
+        v.value += 1
+
+
+def manager_value_lock(local: Any, k: int, base: int) -> None:
+    """The same under ``manager.Lock()`` (two more round trips: acquire, release)."""
+    v, lock = local
+    for _ in repeat(None, k):
+        with lock:
+            v.value += 1
+
+
+def manager_list_atomic(local: Any, k: int, base: int) -> None:
+    """``lst.append(x)``: one round trip, executed atomically by the server."""
+    (items,) = local
+    for i in range(k):
+        items.append(base + i)
+
+
+MECHANISMS = (
+    Mechanism("manager-value", "none", "increment", "manager", ManagerValueStore,
+              manager_value_none, "Manager Value proxy: v.value += 1 (racy)"),
+    Mechanism("manager-value", "lock", "increment", "manager", ManagerValueStore,
+              manager_value_lock, "Manager Value proxy under manager.Lock()"),
+    Mechanism("manager-list", "atomic", "append", "manager", ManagerListStore,
+              manager_list_atomic, "Manager list proxy: append runs in the server"),
+)

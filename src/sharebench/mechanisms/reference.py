@@ -1,0 +1,50 @@
+"""The harness's own yardsticks, run like any benchmark (family ``harness``).
+
+* ``noop/none`` — the loop with an empty body: what the harness itself costs per operation.
+* ``reference/none`` — ``obj.n += 1`` on a plain object private to one process: shares
+  nothing, so it measures only the machine and interpreter. ``sharebench compare`` divides by
+  it to compare runs made on different machines.
+"""
+
+from __future__ import annotations
+
+from itertools import repeat
+from typing import Any
+
+from sharebench.mechanisms.base import Mechanism
+from sharebench.mechanisms.counters import LocalStore
+
+
+class _Counter:
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
+class NothingShared(LocalStore):
+    """No shared object: each worker counts in its own memory and reports the count."""
+
+
+def noop_loop(local: Any, k: int, base: int) -> int:
+    """Empty body: the per-operation cost of the loop itself."""
+    for _ in repeat(None, k):
+        pass
+    return k
+
+
+def reference_loop(local: Any, k: int, base: int) -> int:
+    """A plain attribute increment on an unshared object."""
+    obj = _Counter()
+    for _ in repeat(None, k):
+        obj.n += 1
+    return obj.n
+
+
+MECHANISMS = (
+    Mechanism("noop", "none", "increment", "harness", NothingShared, noop_loop,
+              "empty loop body: the harness's own cost per operation", max_processes=1),
+    Mechanism("reference", "none", "increment", "harness", NothingShared, reference_loop,
+              "obj.n += 1 on an unshared object: machine reference for compare",
+              max_processes=1),
+)

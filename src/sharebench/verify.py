@@ -1,0 +1,71 @@
+"""Verification after every round: what the workers issued vs what the shared object holds.
+
+Appended items encode ``(worker + 1) << TAG_SHIFT | seq``, so a missing item, a duplicate and
+a foreign value (a slot skipped or torn by a race) are told apart. Pure functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sharebench.mechanisms.base import SEQ_MASK, TAG_SHIFT
+
+
+@dataclass(frozen=True)
+class RoundCheck:
+    """Outcome of one round: ``lost`` counts issued operations whose effect is gone."""
+
+    issued: int
+    counted: int
+    lost: int
+    duplicates: int = 0
+    invalid: int = 0
+
+    @property
+    def clean(self) -> bool:
+        """Nothing lost, duplicated or foreign: what a lock or atomic variant must give."""
+        return self.lost == 0 and self.duplicates == 0 and self.invalid == 0
+
+    def describe(self) -> str:
+        """One phrase for an error status, e.g. ``'12 of 3000 lost, 1 duplicated'``."""
+        parts = [f"{self.lost} of {self.issued} lost"]
+        if self.duplicates:
+            parts.append(f"{self.duplicates} duplicated")
+        if self.invalid:
+            parts.append(f"{self.invalid} foreign values")
+        return ", ".join(parts)
+
+
+def check_counter(issued: int, counted: int) -> RoundCheck:
+    """A counter should have grown by exactly ``issued``; more than that is a duplicate."""
+    if counted > issued:
+        return RoundCheck(issued, counted, lost=0, duplicates=counted - issued)
+    return RoundCheck(issued, counted, lost=issued - counted)
+
+
+def check_reports(issued: int, reports: Sequence[Any]) -> RoundCheck:
+    """Stores without a parent-visible counter: sum what each worker reported it counted."""
+    counted = sum(int(r) for r in reports)
+    return check_counter(issued, counted)
+
+
+def check_items(items: Any, workers: int, ops_per_worker: int) -> RoundCheck:
+    """Appended items against the ``workers × ops_per_worker`` that were issued."""
+    import numpy as np
+
+    arr = np.asarray(items, dtype=np.int64).ravel()
+    tags = arr >> TAG_SHIFT
+    seqs = arr & SEQ_MASK
+    valid = (tags >= 1) & (tags <= workers) & (seqs < ops_per_worker)
+    good = arr[valid]
+    distinct = int(np.unique(good).size)
+    issued = workers * ops_per_worker
+    return RoundCheck(
+        issued=issued,
+        counted=distinct,
+        lost=issued - distinct,
+        duplicates=int(good.size) - distinct,
+        invalid=int(arr.size - good.size),
+    )
