@@ -1,0 +1,1 @@
+"""One module per ``sharebench`` subcommand: ``HELP``, ``add_arguments``, ``run``."""

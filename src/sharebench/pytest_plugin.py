@@ -1,0 +1,367 @@
+"""pytest plugin (entry point ``pytest11``): options, parametrisation, CSV writing.
+
+bench/ declares *what* to run (``@pytest.mark.sharebench("increment")`` on a test that uses
+the ``sharebench`` fixture); this module turns it into one test per
+``mechanism × sync × processes × start method`` with ids like ``value-lock-increment-p2-fork``,
+runs each through the harness inside ``benchmark.pedantic`` and writes the run's CSVs when the
+session ends. It is inert in test sessions that use none of it.
+
+pytest-benchmark times the target with its own clock around the call; our round time is what
+the *workers* measured (max end − min start), so the fixture's timer is swapped for a
+:class:`WorkerClock` that reports exactly that, divided by the operations of the round (all
+workers together). pytest-benchmark's table and JSON therefore show the time per operation and
+its ``OPS`` column is the throughput in operations per second, as in the CSV; the parent's pipe
+round trip is in neither.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from sharebench.harness import (
+    BenchmarkRun,
+    ConfigError,
+    HarnessConfig,
+    WorkerError,
+    available_start_methods,
+    one_line,
+    validate,
+)
+from sharebench.mechanisms import OPERATIONS, Mechanism, all_mechanisms
+from sharebench.results import BenchmarkRecord, RunInfo, benchmark_id
+
+MARKER = "sharebench"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named set of defaults for the bench options."""
+
+    processes: tuple[int, ...]
+    start_methods: tuple[str, ...]
+    rounds: int
+    warmup_rounds: int
+    round_time: float
+
+
+PROFILES: dict[str, Profile] = {
+    # What `nox -s bench` runs: every mechanism at 1, 2 and 4 processes (4 > cores on
+    # purpose: contention), fork only, in about a minute on 2 cores.
+    "quick": Profile((1, 2, 4), ("fork",), rounds=15, warmup_rounds=2, round_time=0.05),
+    # Every start method and 8 processes; more rounds for tighter medians.
+    "full": Profile(
+        (1, 2, 4, 8), ("fork", "spawn", "forkserver"), rounds=20, warmup_rounds=3,
+        round_time=0.05,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One parametrised benchmark."""
+
+    mech: Mechanism
+    processes: int
+    start_method: str
+
+    @property
+    def id(self) -> str:
+        return benchmark_id(
+            self.mech.name, self.mech.sync, self.mech.operation, self.processes,
+            self.start_method,
+        )
+
+
+@dataclass
+class BenchState:
+    """Per-session state of the plugin, kept in ``config.stash``."""
+
+    profile: str
+    processes: tuple[int, ...]
+    start_methods: tuple[str, ...]
+    harness: HarnessConfig
+    csv_path: Path
+    records: list[BenchmarkRecord] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+    run: RunInfo | None = None
+
+
+_STATE = pytest.StashKey[BenchState]()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an interrupt so teardown and the partial CSV still happen."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(f"terminated by signal {signum}")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sharebench", "sharebench benchmarks (bench/)")
+    group.addoption("--sharebench-profile", default="quick", metavar="NAME",
+                    help=f"defaults for the options below: {' or '.join(PROFILES)} "
+                         "(default quick)")
+    group.addoption("--sharebench-processes", default=None, metavar="N,N,...",
+                    help="process counts, e.g. 1,2,4 (profile default)")
+    group.addoption("--sharebench-start-methods", default=None, metavar="M,M,...",
+                    help="start methods among fork,spawn,forkserver (profile default)")
+    group.addoption("--sharebench-round-time", default=None, metavar="SECONDS",
+                    help="target duration of one round; k is calibrated to it (0.05)")
+    group.addoption("--sharebench-rounds", default=None, metavar="N",
+                    help="measured rounds per benchmark (profile default, >= 1)")
+    group.addoption("--sharebench-warmup", default=None, metavar="N",
+                    help="discarded rounds after calibration (profile default)")
+    group.addoption("--sharebench-round-timeout", default="30", metavar="SECONDS",
+                    help="a round longer than this is a hung worker: error (30)")
+    group.addoption("--sharebench-csv", default=None, metavar="PATH",
+                    help="summary CSV to write (results/latest.csv); the rounds CSV goes "
+                         "next to it and a copy of both to <dir>/runs/")
+
+
+def _csv_list(raw: str, option: str) -> list[str]:
+    items = [x.strip() for x in raw.split(",") if x.strip()]
+    if not items:
+        raise pytest.UsageError(f"{option}: give a comma-separated list, e.g. 1,2,4")
+    return items
+
+
+def _parse_state(config: pytest.Config) -> BenchState:
+    """Options -> state; any bad value is a one-line usage error naming the valid choices."""
+    opt = config.getoption
+    name = opt("--sharebench-profile")
+    if name not in PROFILES:
+        raise pytest.UsageError(
+            f"--sharebench-profile: unknown profile {name!r}; valid: {', '.join(PROFILES)}"
+        )
+    profile = PROFILES[name]
+
+    processes = profile.processes
+    if opt("--sharebench-processes") is not None:
+        parsed = []
+        for item in _csv_list(opt("--sharebench-processes"), "--sharebench-processes"):
+            if not item.isdigit() or int(item) < 1:
+                raise pytest.UsageError(
+                    f"--sharebench-processes: {item!r} is not valid; processes are "
+                    "integers >= 1, e.g. 1,2,4"
+                )
+            parsed.append(int(item))
+        processes = tuple(dict.fromkeys(parsed))
+
+    methods = profile.start_methods
+    if opt("--sharebench-start-methods") is not None:
+        valid = available_start_methods()
+        chosen = _csv_list(opt("--sharebench-start-methods"), "--sharebench-start-methods")
+        for m in chosen:
+            if m not in valid:
+                raise pytest.UsageError(
+                    f"--sharebench-start-methods: {m!r} is not available here; "
+                    f"valid: {', '.join(valid)}"
+                )
+        methods = tuple(dict.fromkeys(chosen))
+
+    def number(option: str, default: float, kind: type[int] | type[float]) -> Any:
+        raw = opt(option)
+        if raw is None:
+            return default
+        try:
+            return kind(raw)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise pytest.UsageError(f"{option}: {raw!r} is not {what}") from None
+
+    try:
+        harness = HarnessConfig(
+            round_time=number("--sharebench-round-time", profile.round_time, float),
+            rounds=number("--sharebench-rounds", profile.rounds, int),
+            warmup_rounds=number("--sharebench-warmup", profile.warmup_rounds, int),
+            round_timeout=number("--sharebench-round-timeout", 30.0, float),
+        )
+    except ConfigError as exc:
+        raise pytest.UsageError(f"sharebench: {exc}") from None
+
+    raw_csv = opt("--sharebench-csv")
+    csv_path = (
+        Path(raw_csv).resolve() if raw_csv else config.rootpath / "results" / "latest.csv"
+    )
+    if csv_path.suffix != ".csv":
+        raise pytest.UsageError(f"--sharebench-csv: {raw_csv!r} must end in .csv")
+    return BenchState(name, processes, methods, harness, csv_path)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(operation): a sharebench benchmark of one operation "
+        f"({', '.join(OPERATIONS)}), parametrised over mechanisms, processes, start methods",
+    )
+    config.stash[_STATE] = _parse_state(config)
+
+
+def cases(operation: str, processes: tuple[int, ...], methods: tuple[str, ...]) -> list[Case]:
+    """Every valid combination for one operation, in registry order."""
+    out = []
+    for mech in all_mechanisms(operation):
+        for method in methods:
+            for p in processes:
+                try:
+                    validate(mech, p, method)
+                except ConfigError:
+                    continue  # e.g. the single-process harness yardsticks at p > 1
+                out.append(Case(mech, p, method))
+    return out
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker(MARKER)
+    if marker is None or "sharebench" not in metafunc.fixturenames:
+        return
+    operation = marker.args[0] if marker.args else marker.kwargs.get("operation")
+    if operation not in OPERATIONS:
+        raise pytest.UsageError(
+            f"@pytest.mark.{MARKER}: unknown operation {operation!r}; "
+            f"valid: {', '.join(OPERATIONS)}"
+        )
+    state = metafunc.config.stash[_STATE]
+    found = cases(operation, state.processes, state.start_methods)
+    metafunc.parametrize("sharebench", found, ids=[c.id for c in found], indirect=True)
+
+
+class WorkerClock:
+    """A timer for pytest-benchmark that reports the workers' own time per operation.
+
+    pytest-benchmark calls the timer once before and once after the target; we answer 0.0
+    and then the value the target stored (round time / ops per round), so its statistics are
+    the workers' timings.
+    """
+
+    __name__ = "sharebench.WorkerClock"
+
+    def __init__(self) -> None:
+        self._pending: float | None = None
+
+    def set(self, seconds: float) -> None:
+        self._pending = seconds
+
+    def __call__(self) -> float:
+        pending, self._pending = self._pending, None
+        return 0.0 if pending is None else pending
+
+
+class SharebenchFixture:
+    """What a bench test gets: ``run()`` measures the parametrised case."""
+
+    def __init__(self, case: Case, benchmark: Any, state: BenchState) -> None:
+        self.case = case
+        self.benchmark = benchmark
+        self.state = state
+
+    def run(self) -> BenchmarkRecord:
+        """Measure, verify and record the case; fail the test if the benchmark failed."""
+        case, cfg = self.case, self.state.harness
+        if self.state.run is None:  # the run starts with its first benchmark
+            from sharebench.machine import run_info
+
+            self.state.run = run_info(self.state.profile)
+        run = BenchmarkRun(case.mech, case.processes, case.start_method, cfg)
+        try:
+            with run:
+                run.calibrate()
+                run.warmup()
+                self._pedantic(run)
+                while len(run.record.round_seconds) < cfg.rounds:  # --benchmark-disable
+                    run.measure_round()
+        except (WorkerError, OSError, ValueError, RuntimeError) as exc:
+            run.record.status = f"error: {one_line(exc)}"
+        finally:
+            self.state.records.append(run.record)
+        if run.record.status == "ok":
+            error = run.verification_error()
+            if error:
+                run.record.status = f"error: {error}"
+        self._extra_info(run.record)
+        if run.record.status != "ok":
+            pytest.fail(f"{case.id}: {run.record.status}", pytrace=False)
+        return run.record
+
+    def _pedantic(self, run: BenchmarkRun) -> None:
+        bm = self.benchmark
+        bm.group = f"{self.case.mech.operation} p{self.case.processes} {self.case.start_method}"
+        clock = WorkerClock()
+        # pytest-benchmark has no public hook for a timer per benchmark; its runner reads
+        # this attribute when each round starts.
+        bm._timer = clock
+        bm.pedantic(
+            lambda: clock.set(run.measure_round() / run.record.ops_per_round),
+            rounds=self.state.harness.rounds,
+            iterations=1,
+            warmup_rounds=0,
+        )
+
+    def _extra_info(self, rec: BenchmarkRecord) -> None:
+        self.benchmark.extra_info.update(
+            {
+                "mechanism": rec.mechanism,
+                "sync": rec.sync,
+                "operation": rec.operation,
+                "processes": rec.processes,
+                "start_method": rec.start_method,
+                "ops_per_round": rec.ops_per_round,
+                "ops_per_worker": rec.ops_per_worker,
+                "issued_ops": rec.issued_ops,
+                "lost_updates": rec.lost_updates,
+                "duplicates": rec.duplicates,
+                "status": rec.status,
+            }
+        )
+
+
+@pytest.fixture
+def sharebench(request: pytest.FixtureRequest, benchmark: Any) -> Iterator[SharebenchFixture]:
+    """The parametrised case of a ``@pytest.mark.sharebench`` test, ready to ``run()``."""
+    case = getattr(request, "param", None)
+    if not isinstance(case, Case):
+        raise pytest.UsageError(
+            "the sharebench fixture needs @pytest.mark.sharebench('<operation>') on the test"
+        )
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield SharebenchFixture(case, benchmark, request.config.stash[_STATE])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash.get(_STATE, None)
+    if state is None or not state.records:
+        return
+    import dataclasses
+
+    from sharebench.machine import run_info
+    from sharebench.results import write_run
+
+    info = state.run or run_info(state.profile)
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        info = dataclasses.replace(info, run_status="interrupted")
+    state.written = write_run(
+        state.records, info, state.csv_path, history_dir=state.csv_path.parent / "runs"
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if state is None or not state.written:
+        return
+    errors = sum(1 for r in state.records if r.status != "ok")
+    tr = terminalreporter
+    tr.section("sharebench")
+    tr.write_line(f"{len(state.records)} benchmarks, {errors} with errors")
+    for path in state.written[:2]:
+        tr.write_line(f"wrote {path}")
