@@ -1,0 +1,274 @@
+"""The offline results page (``plots/index.html``): run description, verdicts, charts, table.
+
+One file, no network: styles and the table-sorting script are inline, charts are referenced
+by relative name (they sit beside the page), so it works opened from disk or served as-is.
+Pure: :func:`index_html` returns text; :func:`sharebench.plot.render_all` writes it.
+(Named ``htmlpage`` rather than ``html`` so it never shadows the standard library module.)
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import TYPE_CHECKING, Any
+
+from sharebench.plot import (
+    HARNESS_FAMILY,
+    family_color,
+    format_pct,
+    format_rate,
+    is_unsafe,
+    series_label,
+)
+from sharebench.results import STATUS_OK, format_bytes
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: (column, header, kind) of the summary table; kind "num" sorts numerically.
+TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("benchmark", "benchmark", "str"),
+    ("family", "family", "str"),
+    ("mechanism", "mechanism", "str"),
+    ("sync", "sync", "str"),
+    ("operation", "operation", "str"),
+    ("processes", "processes", "num"),
+    ("start_method", "start method", "str"),
+    ("payload_bytes", "payload", "num"),
+    ("throughput_ops_s", "ops/s", "num"),
+    ("median_s", "median s", "num"),
+    ("iqr_s", "IQR s", "num"),
+    ("ns_per_op", "ns/op", "num"),
+    ("rounds", "rounds", "num"),
+    ("lost_updates", "lost", "num"),
+    ("lost_pct", "lost %", "num"),
+    ("status", "status", "str"),
+)
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5rem auto;
+max-width:1680px;padding:0 1rem;color:#222;line-height:1.4}
+h1{margin-bottom:.2rem}
+dl.run{display:grid;grid-template-columns:max-content 1fr;gap:.15rem 1rem;margin:.5rem 0 1rem}
+dl.run dt{font-weight:600}
+dl.run dd{margin:0}
+.verdicts li{margin:.2rem 0}
+.loss{color:#b00020;font-weight:600}
+.errors{background:#fff3f3;border-left:4px solid #b00020;padding:.5rem 1rem}
+figure{margin:1.5rem 0}
+figure img{max-width:100%;height:auto;border:1px solid #ddd}
+figcaption{color:#555}
+table{border-collapse:collapse;font-size:.9rem;width:100%}
+th,td{border:1px solid #ddd;padding:.25rem .5rem}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f3f3f3;cursor:pointer;user-select:none;position:sticky;top:0}
+th[aria-sort=ascending]::after{content:" \\25B2"}
+th[aria-sort=descending]::after{content:" \\25BC"}
+tr.error td{background:#fff3f3}
+tr.unsafe td.sync{color:#b00020;font-weight:600}
+.swatch{display:inline-block;width:.8em;height:.8em;margin-right:.3em;vertical-align:middle}
+"""
+
+#: Click a header to sort by it; click again to reverse. Numbers sort by data-value
+#: (empty values last), text case-insensitively. No library, works from file://.
+_SCRIPT = """
+(function () {
+  var table = document.getElementById("summary");
+  if (!table) { return; }
+  var heads = table.tHead.rows[0].cells;
+  function key(cell, num) {
+    if (!num) { return cell.textContent.trim().toLowerCase(); }
+    var v = parseFloat(cell.getAttribute("data-value"));
+    return isNaN(v) ? null : v;
+  }
+  function sortBy(index) {
+    var th = heads[index];
+    var num = th.getAttribute("data-kind") === "num";
+    var dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = key(a.cells[index], num), y = key(b.cells[index], num);
+      if (x === y) { return 0; }
+      if (x === null) { return 1; }
+      if (y === null) { return -1; }
+      return x < y ? -dir : dir;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+    for (var i = 0; i < heads.length; i++) { heads[i].removeAttribute("aria-sort"); }
+    th.setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
+  }
+  for (var i = 0; i < heads.length; i++) {
+    heads[i].addEventListener("click", sortBy.bind(null, i));
+  }
+  window.sharebenchSortBy = sortBy;
+})();
+"""
+
+_CHART_TEXT = {
+    "throughput": "Throughput per mechanism/sync, by process count (log scale, IQR whiskers). "
+    "Hatched bars have no synchronisation or lost updates: fast because wrong.",
+    "scaling": "Throughput as worker processes are added; the dotted line marks the cores.",
+    "lost-updates": "Share of updates lost by variants without synchronisation.",
+    "start-methods": "The same benchmarks under each start method, side by side.",
+}
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _one(df: pd.DataFrame, col: str) -> str:
+    values = [str(v) for v in df[col].drop_duplicates().tolist() if str(v)]
+    return " + ".join(values) if values else "?"
+
+
+def _cell(col: str, kind: str, value: Any) -> str:
+    if kind != "num":
+        cls = ' class="sync"' if col == "sync" else ""
+        return f"<td{cls}>{_esc(value)}</td>"
+    number = float(value)
+    if math.isnan(number):
+        return '<td class="num" data-value=""></td>'
+    if col == "throughput_ops_s":
+        shown = f"{number:,.0f}"
+    elif col == "payload_bytes":
+        shown = format_bytes(int(number)) if number else "-"
+    elif col in ("median_s", "iqr_s"):
+        shown = f"{number:.4g}"
+    elif col in ("ns_per_op", "lost_pct"):
+        shown = f"{number:.3g}"
+    else:
+        shown = f"{int(number)}"
+    return f'<td class="num" data-value="{number!r}">{_esc(shown)}</td>'
+
+
+def _verdicts(df: pd.DataFrame) -> str:
+    """Per operation: the fastest correct variant, and the variants that lose updates."""
+    ok = df[(df["status"].astype(str) == STATUS_OK) & (df["family"] != HARNESS_FAMILY)]
+    items = []
+    for op in sorted(str(o) for o in ok["operation"].unique()):
+        rows = ok[ok["operation"] == op]
+        safe = rows[[not is_unsafe(r) for _, r in rows.iterrows()]]
+        if safe.empty:
+            best = "no correct variant measured"
+        else:
+            top = safe.sort_values("throughput_ops_s").iloc[-1]
+            best = (
+                f"fastest correct: <strong>{_esc(series_label(top))}</strong> "
+                f"({_esc(format_rate(float(top['throughput_ops_s'])))} with "
+                f"{int(top['processes'])} process{'es' if int(top['processes']) != 1 else ''},"
+                f" {_esc(top['start_method'])})"
+            )
+        losers = rows[rows["lost_pct"] > 0]
+        if losers.empty:
+            loss = "no lost updates"
+        else:
+            keys = ["mechanism", "sync", "payload_bytes"]
+            worst = (
+                losers.sort_values("lost_pct", ascending=False).drop_duplicates(subset=keys)
+            )
+            loss = "lose updates: " + ", ".join(
+                f'<span class="loss">{_esc(series_label(r))} up to '
+                f"{_esc(format_pct(float(r['lost_pct'])))}%</span>"
+                for _, r in worst.iterrows()
+            )
+        items.append(f"<li><strong>{_esc(op)}</strong>: {best}; {loss}</li>")
+    if not items:
+        items.append("<li>No successful benchmark in this run.</li>")
+    return '<ul class="verdicts">' + "".join(items) + "</ul>"
+
+
+def _chart_text(name: str) -> str:
+    for prefix, text in _CHART_TEXT.items():
+        if name.startswith(prefix):
+            return text
+    return ""
+
+
+def index_html(df: pd.DataFrame, charts: list[str], *, source: str = "") -> str:
+    """The page for one run; ``charts`` are file names beside the page, shown in order."""
+    errors = df[df["status"].astype(str) != STATUS_OK]
+    run_rows = [
+        ("Machine", f"{_one(df, 'hostname')} — {_one(df, 'cpu_model')}"),
+        ("Cores", _one(df, "cpu_count")),
+        ("Python", _one(df, "python")),
+        ("Platform", _one(df, "platform")),
+        ("Date (UTC)", _one(df, "timestamp_utc")),
+        ("Run id", _one(df, "run_id")),
+        ("Profile", _one(df, "profile")),
+        ("Run status", _one(df, "run_status")),
+        ("Git commit", _one(df, "git_commit")),
+        ("Benchmarks", f"{len(df)} ({len(errors)} failed)"),
+    ]
+    if source:
+        run_rows.append(("Source", source))
+    run_dl = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in run_rows)
+
+    error_html = ""
+    if not errors.empty:
+        lis = "".join(
+            f"<li><code>{_esc(r['benchmark'])}</code>: {_esc(r['status'])}</li>"
+            for _, r in errors.iterrows()
+        )
+        error_html = (
+            f'<section class="errors"><h2>{len(errors)} failed benchmark'
+            f"{'s' if len(errors) != 1 else ''} (left out of the charts)</h2>"
+            f"<ul>{lis}</ul></section>"
+        )
+
+    figures = "".join(
+        f'<figure id="chart-{_esc(name.removesuffix(".png"))}">'
+        f'<img src="{_esc(name)}" alt="{_esc(name)}" width="1600" height="1000" '
+        f"loading=\"eager\" onerror=\"this.alt='chart missing: ' + this.alt\">"
+        f"<figcaption>{_esc(_chart_text(name))}</figcaption></figure>"
+        for name in charts
+    )
+
+    head = "".join(
+        f'<th scope="col" data-col="{_esc(col)}" data-kind="{kind}">{_esc(title)}</th>'
+        for col, title, kind in TABLE_COLUMNS
+    )
+    body = []
+    for _, row in df.iterrows():
+        classes = []
+        if str(row["status"]) != STATUS_OK:
+            classes.append("error")
+        elif is_unsafe(row):
+            classes.append("unsafe")
+        cells = []
+        for col, _, kind in TABLE_COLUMNS:
+            if col == "family":
+                swatch = (f'<span class="swatch" style="background:'
+                          f'{_esc(family_color(str(row[col])))}"></span>')
+                cells.append(f"<td>{swatch}{_esc(row[col])}</td>")
+            else:
+                cells.append(_cell(col, kind, row[col]))
+        cls = f' class="{" ".join(classes)}"' if classes else ""
+        body.append(f"<tr{cls}>{''.join(cells)}</tr>")
+
+    title = f"sharebench results — {_one(df, 'hostname')} — run {_one(df, 'run_id')}"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_esc(title)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<h1>sharebench results</h1>
+<p>How processes share state: what each way costs, and whether it is correct.</p>
+<section><h2>Run</h2><dl class="run">{run_dl}</dl></section>
+<section><h2>At a glance</h2>{_verdicts(df)}</section>
+{error_html}
+<section><h2>Charts</h2>{figures}</section>
+<section><h2>All benchmarks</h2>
+<p>Click a column header to sort; click again to reverse.</p>
+<table id="summary"><thead><tr>{head}</tr></thead>
+<tbody>{"".join(body)}</tbody></table>
+</section>
+<script>{_SCRIPT}</script>
+</body>
+</html>
+"""
