@@ -21,6 +21,7 @@ from sharebench import __version__
 COMMANDS: tuple[str, ...] = (
     "list",
     "report",
+    "plot",
     "compare",
 )
 
