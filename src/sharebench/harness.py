@@ -25,6 +25,7 @@ import os
 import signal
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing import connection
 from multiprocessing.context import BaseContext
@@ -289,12 +290,20 @@ class ProcessPool:
         self.conns.clear()
 
 
-def calibrate(run_round: Any, target: float, cap: int, max_rounds: int) -> int:
+def calibrate(
+    run_round: Callable[[int], float],
+    target: float,
+    cap: int,
+    max_rounds: int,
+    refine_rounds: int = 3,
+) -> int:
     """Ops per worker so that one round lasts about ``target`` seconds.
 
     ``run_round(k) -> seconds``. Starts at k = 1 and grows geometrically (never overshooting
-    the target by much) until a round lasts at least a quarter of the target, then scales k
-    linearly. Never exceeds ``cap`` (the capacity of append stores).
+    the target by much) until a round lasts at least a quarter of the target, scales k
+    linearly, then checks that estimate on ``refine_rounds`` rounds and rescales by their
+    median, so one descheduled round cannot skew it. Never exceeds ``cap`` (the capacity of
+    append stores).
     """
     k = 1
     seconds = run_round(k)
@@ -304,9 +313,15 @@ def calibrate(run_round: Any, target: float, cap: int, max_rounds: int) -> int:
         grow = target / 2 / seconds if seconds > 0 else 100.0
         k = min(cap, max(2 * k, int(k * min(grow, 100.0))))
         seconds = run_round(k)
-    if seconds <= 0:
-        return min(cap, k)
-    return max(1, min(cap, round(k * target / seconds)))
+
+    def scaled(k: int, seconds: float) -> int:
+        return max(1, min(cap, round(k * target / seconds))) if seconds > 0 else min(cap, k)
+
+    k = scaled(k, seconds)
+    if refine_rounds > 0 and k < cap:
+        times = sorted(run_round(k) for _ in range(refine_rounds))
+        k = scaled(k, times[len(times) // 2])
+    return k
 
 
 def store_capacity(store_cls: type[Store], round_time: float) -> int:

@@ -440,8 +440,8 @@ def _coerce(df: pd.DataFrame, path: Path, columns: Sequence[str]) -> pd.DataFram
     if "schema_version" in missing:
         raise ResultsError(f"{path}: no schema_version column; not a sharebench CSV")
     versions = set(df["schema_version"].astype(str).str.strip())
-    if versions != {str(SCHEMA_VERSION)}:
-        found = ", ".join(sorted(versions)) or "none"
+    if versions and versions != {str(SCHEMA_VERSION)}:
+        found = ", ".join(sorted(versions))
         raise ResultsError(
             f"{path}: schema_version {found}, this sharebench reads version {SCHEMA_VERSION}"
         )

@@ -1,0 +1,92 @@
+"""The command line: list, report, --version, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from sharebench.cli import main
+from sharebench.report import README_END, README_START
+from sharebench.results import BenchmarkRecord, RunInfo, write_run
+
+RUN = RunInfo("20261126T000000Z-abcdef", "2026-11-26T00:00:00+00:00", "quick", "host",
+              "AMD EPYC", 2, "CPython 3.11.7", "Linux-x86_64", "abc123")
+
+
+def rec(mechanism, sync, processes, seconds, lost=0, family="sharedctypes", status="ok"):
+    return BenchmarkRecord(
+        family=family, mechanism=mechanism, sync=sync, operation="increment",
+        processes=processes, start_method="fork", ops_per_worker=1000,
+        round_seconds=[seconds] * 3 if status == "ok" else [],
+        round_lost=[lost // 3] * 3 if status == "ok" else [],
+        issued_ops=3000 * processes, lost_updates=lost, status=status,
+    )
+
+
+@pytest.fixture
+def run_csv(tmp_path):
+    records = [
+        rec("noop", "none", 1, 0.00001, family="harness"),
+        rec("value", "lock", 1, 0.0004),
+        rec("value", "none", 2, 0.0004, lost=1500),
+        rec("manager-value", "lock", 1, 0.15, family="manager"),
+    ]
+    write_run(records, RUN, tmp_path / "run.csv")
+    return tmp_path / "run.csv"
+
+
+def test_python_dash_m_and_version():
+    out = subprocess.run([sys.executable, "-m", "sharebench", "--version"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("sharebench ")
+
+
+def test_list_names_every_mechanism(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "value/none/increment" in out
+    assert "shareable-list/lock/append" in out
+
+
+def test_list_rejects_unknown_operation(capsys):
+    assert main(["list", "--operation", "divide"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("sharebench list: error: unknown operation 'divide'; "
+                   "valid: increment, append")
+
+
+def test_report_findings_come_from_the_data(run_csv, capsys):
+    assert main(["report", str(run_csv)]) == 0
+    out = capsys.readouterr().out
+    assert "| increment | `value/lock` | 400 ns |" in out
+    assert "(375× slower)" in out
+    assert "**25.0 %**" in out  # value/none at 2 processes lost 1500 of 6000
+    assert "10 ns per operation, 2.5 %" in out
+
+
+def test_report_check_fails_on_error_rows(tmp_path, capsys):
+    write_run([rec("value", "lock", 1, 0.0004),
+               rec("shm", "lock", 2, 0.0, status="error: worker 1 died")],
+              RUN, tmp_path / "r.csv")
+    assert main(["report", str(tmp_path / "r.csv")]) == 0
+    assert main(["report", str(tmp_path / "r.csv"), "--check"]) == 1
+    assert "1 benchmark(s) have an error status" in capsys.readouterr().out
+
+
+def test_report_updates_readme_between_markers(run_csv, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{README_START}\nold\n{README_END}\n\ntail\n")
+    assert main(["report", str(run_csv), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old" not in text
+    assert text.startswith("# x\n") and text.endswith("tail\n")
+    assert "`value/lock`" in text
+
+
+def test_report_missing_file_is_one_line_exit_2(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nope.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "no such file" in err

@@ -1,0 +1,163 @@
+"""The CSV contract: schema, derived metrics, atomic writes, history, refusal of bad files."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+
+from sharebench.results import (
+    ROUND_COLUMNS,
+    SCHEMA_VERSION,
+    SUMMARY_COLUMNS,
+    BenchmarkRecord,
+    ResultsError,
+    RunInfo,
+    atomic_write_text,
+    read_rounds,
+    read_summary,
+    rounds_path_for,
+    summary_row,
+    write_run,
+)
+
+RUN = RunInfo("20261126T000000Z-abcdef", "2026-11-26T00:00:00+00:00", "quick", "host",
+              "AMD EPYC", 2, "CPython 3.11.7", "Linux-x86_64", "abc123")
+
+
+def record(**kw) -> BenchmarkRecord:
+    base = dict(family="shm", mechanism="shm", sync="lock", operation="increment",
+                processes=2, start_method="fork", ops_per_worker=1000, warmup_rounds=1,
+                round_target_s=0.05, setup_s=0.01,
+                round_seconds=[0.05, 0.04, 0.06, 0.05], round_lost=[0, 0, 0, 0],
+                issued_ops=8000)
+    base.update(kw)
+    return BenchmarkRecord(**base)
+
+
+def test_summary_row_metrics():
+    row = summary_row(record(), RUN)
+    assert list(row) == list(SUMMARY_COLUMNS)
+    assert row["benchmark"] == "shm-lock-increment-p2-fork"
+    assert row["ops_per_round"] == 2000
+    assert row["median_s"] == pytest.approx(0.05)
+    assert row["iqr_s"] == pytest.approx(0.0525 - 0.0475)
+    assert row["throughput_ops_s"] == pytest.approx(2000 / 0.05)
+    assert row["ns_per_op"] == pytest.approx(1e9 / (2000 / 0.05))
+    assert row["lost_pct"] == 0.0
+    assert row["schema_version"] == SCHEMA_VERSION
+
+
+def test_lost_percentage():
+    row = summary_row(record(sync="none", lost_updates=2000, round_lost=[500] * 4), RUN)
+    assert row["lost_pct"] == pytest.approx(25.0)
+
+
+def test_write_then_read_round_trips(tmp_path):
+    recs = [record(), record(mechanism="value", family="sharedctypes", processes=1),
+            record(mechanism="array", operation="append", status="error: worker 0 died",
+                   round_seconds=[], round_lost=[])]
+    written = write_run(recs, RUN, tmp_path / "latest.csv", history_dir=tmp_path / "runs")
+    assert [p.name for p in written] == [
+        "latest.csv", "latest.rounds.csv",
+        f"{RUN.run_id}.csv", f"{RUN.run_id}.rounds.csv",
+    ]
+    with open(tmp_path / "latest.csv", newline="") as fh:
+        assert next(csv.reader(fh)) == list(SUMMARY_COLUMNS)
+    df = read_summary(tmp_path / "latest.csv")
+    assert len(df) == 3
+    assert df["processes"].tolist() == [2, 1, 2]
+    err = df[df["mechanism"] == "array"].iloc[0]
+    assert err["status"] == "error: worker 0 died"
+    assert math.isnan(err["median_s"])
+    rounds = read_rounds(rounds_path_for(tmp_path / "latest.csv"))
+    assert list(rounds.columns) == list(ROUND_COLUMNS)
+    assert len(rounds) == 8  # 4 + 4 rounds, none for the failed benchmark
+    assert rounds["throughput_ops_s"].iloc[0] == pytest.approx(2000 / 0.05)
+
+
+def test_history_is_never_overwritten(tmp_path):
+    for _ in range(3):
+        write_run([record()], RUN, tmp_path / "latest.csv", history_dir=tmp_path / "runs")
+    names = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert names == sorted([f"{RUN.run_id}.csv", f"{RUN.run_id}.rounds.csv",
+                            f"{RUN.run_id}-1.csv", f"{RUN.run_id}-1.rounds.csv",
+                            f"{RUN.run_id}-2.csv", f"{RUN.run_id}-2.rounds.csv"])
+
+
+def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "latest.csv"
+    target.write_text("old")
+
+    class Boom:
+        def __str__(self):
+            raise RuntimeError("disk on fire")
+
+    with pytest.raises(TypeError):
+        atomic_write_text(target, Boom())  # type: ignore[arg-type]
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["latest.csv"]
+
+
+def _good(tmp_path):
+    write_run([record()], RUN, tmp_path / "good.csv")
+    return (tmp_path / "good.csv").read_text().splitlines()
+
+
+def _edit(tmp_path, column, value):
+    lines = _good(tmp_path)
+    header = lines[0].split(",")
+    cells = next(csv.reader([lines[1]]))
+    cells[header.index(column)] = value
+    path = tmp_path / "bad.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(header)
+        w.writerow(cells)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("schema_version", "99", "schema_version 99, this sharebench reads version 1"),
+        ("median_s", "fast", "column median_s has non-numeric value 'fast'"),
+        ("median_s", "-0.05", "column median_s has a negative value"),
+        ("median_s", "0", "median_s must be a positive number in every ok row"),
+        ("median_s", "nan", "median_s must be a positive number in every ok row"),
+        ("throughput_ops_s", "inf", "column throughput_ops_s has an infinite value"),
+        ("processes", "0", "processes must be >= 1"),
+        ("processes", "1.5", "processes must hold whole numbers"),
+    ],
+)
+def test_impossible_values_are_refused(tmp_path, column, value, message):
+    with pytest.raises(ResultsError, match=message) as info:
+        read_summary(_edit(tmp_path, column, value))
+    assert "\n" not in str(info.value)
+
+
+def test_missing_empty_and_foreign_files(tmp_path):
+    with pytest.raises(ResultsError, match="no such file"):
+        read_summary(tmp_path / "nope.csv")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ResultsError, match="empty file"):
+        read_summary(tmp_path / "empty.csv")
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ResultsError, match="no schema_version column"):
+        read_summary(tmp_path / "other.csv")
+    lines = _good(tmp_path)
+    header = lines[0].split(",")
+    i = header.index("status")
+    (tmp_path / "cut.csv").write_text(
+        ",".join(h for j, h in enumerate(header) if j != i) + "\n"
+    )
+    with pytest.raises(ResultsError, match="missing columns: status"):
+        read_summary(tmp_path / "cut.csv")
+
+
+def test_duplicate_benchmarks_are_refused(tmp_path):
+    lines = _good(tmp_path)
+    (tmp_path / "dup.csv").write_text("\n".join([lines[0], lines[1], lines[1]]) + "\n")
+    with pytest.raises(ResultsError, match="appears more than once"):
+        read_summary(tmp_path / "dup.csv")
