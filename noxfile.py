@@ -55,7 +55,7 @@ def plot(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def compare(session: nox.Session) -> None:
-    """Compare two runs (default results/baseline.csv vs results/latest.csv); exit 1 on regression."""
+    """Compare two runs (default baseline vs latest in results/); exit 1 on a regression."""
     _install(session)
     args = session.posargs or ["results/baseline.csv", "results/latest.csv"]
     session.run("sharebench", "compare", *args)

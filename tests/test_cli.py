@@ -81,7 +81,8 @@ def test_report_updates_readme_between_markers(run_csv, tmp_path):
     assert main(["report", str(run_csv), "--readme", str(readme)]) == 0
     text = readme.read_text()
     assert "old" not in text
-    assert text.startswith("# x\n") and text.endswith("tail\n")
+    assert text.startswith("# x\n")
+    assert text.endswith("tail\n")
     assert "`value/lock`" in text
 
 

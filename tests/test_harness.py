@@ -6,6 +6,7 @@ import multiprocessing
 
 import pytest
 
+import faulty
 from sharebench import mechanisms
 from sharebench.harness import (
     BenchmarkRun,
@@ -17,8 +18,6 @@ from sharebench.harness import (
     validate,
 )
 from sharebench.mechanisms.base import StoreSpec, worker_tag
-
-import faulty
 
 FAST = HarnessConfig(round_time=0.01, rounds=3, warmup_rounds=1)
 

@@ -27,11 +27,11 @@ RUN = RunInfo("20261126T000000Z-abcdef", "2026-11-26T00:00:00+00:00", "quick", "
 
 
 def record(**kw) -> BenchmarkRecord:
-    base = dict(family="shm", mechanism="shm", sync="lock", operation="increment",
-                processes=2, start_method="fork", ops_per_worker=1000, warmup_rounds=1,
-                round_target_s=0.05, setup_s=0.01,
-                round_seconds=[0.05, 0.04, 0.06, 0.05], round_lost=[0, 0, 0, 0],
-                issued_ops=8000)
+    base = {"family": "shm", "mechanism": "shm", "sync": "lock", "operation": "increment",
+            "processes": 2, "start_method": "fork", "ops_per_worker": 1000,
+            "warmup_rounds": 1, "round_target_s": 0.05, "setup_s": 0.01,
+            "round_seconds": [0.05, 0.04, 0.06, 0.05], "round_lost": [0, 0, 0, 0],
+            "issued_ops": 8000}
     base.update(kw)
     return BenchmarkRecord(**base)
 

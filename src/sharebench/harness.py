@@ -189,9 +189,9 @@ class ProcessPool:
     def start(self) -> None:
         """Start the workers and wait until every one has attached (not timed)."""
         ctx = self.ctx
-        self.barrier = ctx.Barrier(self.n)  # type: ignore[attr-defined]
+        self.barrier = ctx.Barrier(self.n)
         for wid in range(self.n):
-            parent_end, child_end = ctx.Pipe()  # type: ignore[attr-defined]
+            parent_end, child_end = ctx.Pipe()
             proc = ctx.Process(  # type: ignore[attr-defined]
                 target=_worker_main,
                 args=(wid, self.mech, self.handles, child_end, self.barrier,
@@ -399,7 +399,8 @@ class BenchmarkRun:
     # -- rounds ----------------------------------------------------------------------
 
     def _round(self, k: int, measured: bool) -> float:
-        assert self.pool is not None and self.store is not None
+        assert self.pool is not None
+        assert self.store is not None
         timing = self.pool.run_round(k)
         check = self.store.collect(k, timing.reports)
         self._account(check, measured)

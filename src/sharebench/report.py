@@ -35,88 +35,99 @@ def _ns(x: float) -> str:
     return f"{x:.3g} ns"
 
 
-def _ok(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["status"] == "ok"]
+Row = dict[str, Any]
+
+
+def _rows(df: pd.DataFrame) -> list[Row]:
+    return [{str(k): v for k, v in r.items()} for r in df.to_dict("records")]
 
 
 def findings_table(df: pd.DataFrame, start_method: str | None = None) -> str:
     """One Markdown row per mechanism/sync/operation: cost at 1 process, throughput per
     process count, lost updates at the highest count, status. Sorted by 1-process cost."""
-    methods = list(dict.fromkeys(df["start_method"]))
+    rows = _rows(df)
+    methods = list(dict.fromkeys(str(r["start_method"]) for r in rows))
     method = start_method or ("fork" if "fork" in methods else methods[0])
-    sub = df[(df["start_method"] == method) & (df["payload_bytes"] == 0)]
-    procs = sorted(int(p) for p in set(sub["processes"]))
+    rows = [r for r in rows if r["start_method"] == method and int(r["payload_bytes"]) == 0]
+    procs = sorted({int(r["processes"]) for r in rows})
     head = ["operation", "mechanism/sync", "ns/op (1 proc)"]
     head += [f"ops/s ×{p}" for p in procs] + ["lost (most procs)", "status"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    groups = []
-    for (op, mech, sync), g in sub.groupby(["operation", "mechanism", "sync"], sort=False):
-        by_p = {int(r.processes): r for r in g.itertuples()}
-        one = by_p.get(1)
-        cost = float(one.ns_per_op) if one is not None and one.status == "ok" else math.inf
-        groups.append((str(op), cost, str(mech), str(sync), by_p))
+    grouped: dict[tuple[str, str, str], dict[int, Row]] = {}
+    for r in rows:
+        key = (str(r["operation"]), str(r["mechanism"]), str(r["sync"]))
+        grouped.setdefault(key, {})[int(r["processes"])] = r
     order = {"increment": 0, "append": 1}
-    groups.sort(key=lambda t: (order.get(t[0], 9), t[1]))
-    for op, cost, mech, sync, by_p in groups:
-        cells = [op, f"`{mech}/{sync}`", _ns(cost)]
+
+    def cost(by_p: dict[int, Row]) -> float:
+        one = by_p.get(1)
+        return float(one["ns_per_op"]) if one is not None and one["status"] == "ok" else math.inf
+
+    for (op, mech, sync), by_p in sorted(
+        grouped.items(), key=lambda kv: (order.get(kv[0][0], 9), cost(kv[1]))
+    ):
+        cells = [op, f"`{mech}/{sync}`", _ns(cost(by_p))]
         for p in procs:
-            r = by_p.get(p)
-            cells.append(_si(float(r.throughput_ops_s)) if r is not None and r.status == "ok"
-                         else ("error" if r is not None else ""))
-        top = by_p[max(by_p)]
-        lost = float(top.lost_pct)
+            cell = by_p.get(p)
+            if cell is None:
+                cells.append("")
+            else:
+                cells.append(_si(float(cell["throughput_ops_s"])) if cell["status"] == "ok"
+                             else "error")
+        lost = float(by_p[max(by_p)]["lost_pct"])
         cells.append(f"**{lost:.1f} %**" if lost > 0 else "0")
-        errors = [r for r in by_p.values() if r.status != "ok"]
-        cells.append("ok" if not errors else f"{len(errors)} error(s)")
+        errors = sum(1 for r in by_p.values() if r["status"] != "ok")
+        cells.append("ok" if not errors else f"{errors} error(s)")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def headline(df: pd.DataFrame) -> list[str]:
     """The few sentences that answer the suite's question, computed from the data."""
-    ok = _ok(df)
+    ok = [r for r in _rows(df) if r["status"] == "ok"]
     out: list[str] = []
 
-    def ns(mech: str, sync: str, op: str, p: int = 1) -> float | None:
-        rows = ok[(ok["mechanism"] == mech) & (ok["sync"] == sync) & (ok["operation"] == op)
-                  & (ok["processes"] == p)]
-        return float(rows["ns_per_op"].median()) if len(rows) else None
+    def ns(mech: str, sync: str, op: str) -> float | None:
+        vals = [float(r["ns_per_op"]) for r in ok
+                if (r["mechanism"], r["sync"], r["operation"], int(r["processes"]))
+                == (mech, sync, op, 1)]
+        return sorted(vals)[len(vals) // 2] if vals else None
 
     noop = ns("noop", "none", "increment")
-    real = ok[(ok["family"] != "harness") & (ok["processes"] == 1)]
-    if noop is not None and len(real):
-        fastest = real.loc[real["ns_per_op"].idxmin()]
+    real = [r for r in ok if r["family"] != "harness" and int(r["processes"]) == 1]
+    if noop is not None and real:
+        fastest = min(real, key=lambda r: float(r["ns_per_op"]))
         out.append(
             f"Harness overhead: the empty loop costs {_ns(noop)} per operation, "
             f"{100 * noop / float(fastest['ns_per_op']):.1f} % of the fastest real operation "
             f"(`{fastest['mechanism']}/{fastest['sync']}` {fastest['operation']}, "
             f"{_ns(float(fastest['ns_per_op']))})."
         )
-    value_lock, manager_lock = ns("value", "lock", "increment"), ns("manager-value", "lock",
-                                                                    "increment")
+    value_lock = ns("value", "lock", "increment")
+    manager_lock = ns("manager-value", "lock", "increment")
     if value_lock and manager_lock:
         out.append(
             f"A locked increment on a shared `Value` costs {_ns(value_lock)}; the same through "
             f"a Manager proxy costs {_ns(manager_lock)} ({manager_lock / value_lock:.0f}× "
             "slower): every proxy access is a round trip to the server process."
         )
-    racy = ok[(ok["sync"] == "none") & (ok["processes"] > 1) & (ok["lost_updates"] > 0)
-              & (ok["family"] != "harness")]
-    if len(racy):
-        worst = racy.loc[racy["lost_pct"].idxmax()]
+    racy = [r for r in ok if r["sync"] == "none" and int(r["processes"]) > 1
+            and int(r["lost_updates"]) > 0 and r["family"] != "harness"]
+    if racy:
+        worst = max(racy, key=lambda r: float(r["lost_pct"]))
+        safe_lost = sum(int(r["lost_updates"]) for r in ok if r["sync"] != "none")
         out.append(
             f"Unsynchronised read-modify-write loses updates as soon as two processes share "
             f"the counter: up to {float(worst['lost_pct']):.0f} % lost "
             f"(`{worst['mechanism']}/none` at {int(worst['processes'])} processes); "
-            "every lock/atomic variant lost "
-            f"{int(ok[ok['sync'] != 'none']['lost_updates'].sum())}."
+            f"every lock/atomic variant lost {safe_lost}."
         )
     return out
 
 
 def describe_run(df: pd.DataFrame) -> str:
     """``Run 2026…-abc on vm (AMD EPYC, 2 CPUs), CPython 3.11.7, quick profile, 2026-11-26``."""
-    first: dict[str, Any] = df.iloc[0].to_dict()
+    first = _rows(df.head(1))[0]
     return (
         f"Run `{first['run_id']}` on {first['hostname']} ({first['cpu_model']}, "
         f"{first['cpu_count']} CPUs), {first['python']}, {first['platform']}, "
@@ -130,11 +141,10 @@ def findings_markdown(df: pd.DataFrame) -> str:
     """Run description, headline sentences and the findings table."""
     parts = [describe_run(df), ""]
     parts += [f"- {line}" for line in headline(df)]
-    errors = df[df["status"] != "ok"]
-    if len(errors):
+    errors = [r for r in _rows(df) if r["status"] != "ok"]
+    if errors:
         parts.append(f"- {len(errors)} benchmark(s) failed: "
-                     + "; ".join(f"`{b}`: {s}" for b, s in
-                                 zip(errors["benchmark"], errors["status"], strict=True)))
+                     + "; ".join(f"`{r['benchmark']}`: {r['status']}" for r in errors))
     parts += ["", findings_table(df)]
     return "\n".join(parts)
 

@@ -295,7 +295,7 @@ def summary_row(record: BenchmarkRecord, run: RunInfo) -> dict[str, Any]:
         "mean_s": mean,
         "stdev_s": stdev,
         "throughput_ops_s": throughput,
-        "ns_per_op": 1e9 / throughput if throughput == throughput and throughput else math.nan,
+        "ns_per_op": 1e9 / throughput if math.isfinite(throughput) and throughput > 0 else math.nan,
         "setup_s": record.setup_s,
         "issued_ops": issued,
         "lost_updates": record.lost_updates,

@@ -39,6 +39,13 @@ def attach_block(name: str) -> shared_memory.SharedMemory:
     return shared_memory.SharedMemory(name=name)
 
 
+def _buf(block: shared_memory.SharedMemory) -> memoryview:
+    buf = block.buf
+    if buf is None:
+        raise ValueError(f"shared memory block {block.name} is closed")
+    return buf
+
+
 class ShmLocal:
     """A worker's view of a block: the block, an int64 view of it, and the lock."""
 
@@ -100,7 +107,7 @@ class ShmCounterStore(_BlockStore, CounterStore):
     def attach(handles: tuple[Any, ...]) -> ShmLocal:
         name, lock = handles
         block = attach_block(name)
-        return ShmLocal(block, block.buf.cast("q"), lock)
+        return ShmLocal(block, _buf(block).cast("q"), lock)
 
     def read_counter(self) -> int:
         return int(self._ints()[0])
@@ -132,7 +139,7 @@ class ShmItemStore(_BlockStore, ItemStore):
     def attach(handles: tuple[Any, ...]) -> ShmLocal:
         name, lock = handles
         block = attach_block(name)
-        return ShmLocal(block, block.buf.cast("q"), lock)
+        return ShmLocal(block, _buf(block).cast("q"), lock)
 
     def read_items(self) -> Any:
         ints = self._ints()
