@@ -58,6 +58,7 @@ dl.run dd{margin:0}
 figure{margin:1.5rem 0}
 figure img{max-width:100%;height:auto;border:1px solid #ddd}
 figcaption{color:#555}
+.scroll{overflow-x:auto}
 table{border-collapse:collapse;font-size:.9rem;width:100%}
 th,td{border:1px solid #ddd;padding:.25rem .5rem}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -265,8 +266,8 @@ def index_html(df: pd.DataFrame, charts: list[str], *, source: str = "") -> str:
 <section><h2>Charts</h2>{figures}</section>
 <section><h2>All benchmarks</h2>
 <p>Click a column header to sort; click again to reverse.</p>
-<table id="summary"><thead><tr>{head}</tr></thead>
-<tbody>{"".join(body)}</tbody></table>
+<div class="scroll"><table id="summary"><thead><tr>{head}</tr></thead>
+<tbody>{"".join(body)}</tbody></table></div>
 </section>
 <script>{_SCRIPT}</script>
 </body>

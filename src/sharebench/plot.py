@@ -102,12 +102,15 @@ def series_label(row: RowLike) -> str:
 
 
 def is_unsafe(row: RowLike) -> bool:
-    """No synchronisation, or updates were lost or duplicated: mark it, whatever its speed."""
-    return (
-        row["sync"] == "none"
-        or int(row.get("lost_updates", 0) or 0) > 0
-        or int(row.get("duplicates", 0) or 0) > 0
-    )
+    """No synchronisation, or updates were lost or duplicated: mark it, whatever its speed.
+
+    Harness rows (empty loop, plain object) run alone and are never a contender, so their
+    ``none`` does not mark them; a loss there would, as a harness bug.
+    """
+    wrong = int(row.get("lost_updates", 0) or 0) > 0 or int(row.get("duplicates", 0) or 0) > 0
+    if row.get("family") == HARNESS_FAMILY:
+        return wrong
+    return wrong or row["sync"] == "none"
 
 
 def format_pct(pct: float) -> str:
@@ -408,8 +411,10 @@ def _bars(ax: Axes, facet: pd.DataFrame) -> None:
             ax.annotate(loss_text(row), xy=(1.0, 0.5), xycoords=value, xytext=(10, 0),
                         textcoords="offset points", va="center", ha="left", fontsize=12,
                         color=LOSS_COLOR, fontweight="bold", gid=f"loss:{row['benchmark']}")
-    ax.errorbar(tp, y, xerr=[tp - lo, hi - tp], fmt="none", ecolor="black",
-                elinewidth=1.5, capsize=4, gid="iqr")
+    whiskers = ax.errorbar(tp, y, xerr=[tp - lo, hi - tp], fmt="none", ecolor="black",
+                           elinewidth=1.5, capsize=4)
+    for collection in whiskers.lines[2]:
+        collection.set_gid("iqr")
     ax.set_yticks(y, [series_label(r) for _, r in facet.iterrows()])
     ax.set_ylim(-0.6, len(facet) - 0.4)
     ax.grid(axis="x", which="major", alpha=0.3)
@@ -449,23 +454,25 @@ def scaling_figure(df: pd.DataFrame, operation: str, rounds: pd.DataFrame | None
             return fig
         ax = fig.add_subplot()
         styles: dict[str, Iterator[tuple[str, str]]] = {}
-        for label, series in _series(rows):
+        for name, series in _series(rows):
             first = series.iloc[0]
             family = str(first["family"])
             marker, style = next(styles.setdefault(family, _line_styles()))
-            unsafe = any(is_unsafe(r) for _, r in series.iterrows())
-            if unsafe:
+            label = name
+            if any(is_unsafe(r) for _, r in series.iterrows()):
                 style = "--"
                 worst = float(series["lost_pct"].max())
                 note = f"loses up to {format_pct(worst)}%" if worst > 0 else "no sync"
-                label = f"{label}  ({note})"  # noqa: PLW2901  # the legend entry, amended
+                label = f"{name}  ({note})"
             x = series["processes"].to_numpy(dtype="float64")
             tp = series["throughput_ops_s"].to_numpy(dtype="float64")
             lo = series["tp_lo"].to_numpy(dtype="float64")
             hi = series["tp_hi"].to_numpy(dtype="float64")
-            ax.errorbar(x, tp, yerr=[tp - lo, hi - tp], color=family_color(family),
-                        marker=marker, linestyle=style, linewidth=2.2, markersize=8,
-                        capsize=3, label=label, gid=str(first["benchmark"]))
+            drawn = ax.errorbar(x, tp, yerr=[tp - lo, hi - tp], color=family_color(family),
+                                marker=marker, linestyle=style, linewidth=2.2, markersize=8,
+                                capsize=3, label=label)
+            if drawn.lines[0] is not None:
+                drawn.lines[0].set_gid(f"series:{name}")
         for (mech, rate), ref_style in zip(_refs(refs), _REF_STYLES, strict=False):
             ax.axhline(rate, color="#555555", linestyle=ref_style, linewidth=1.8,
                        label=_ref_label(mech, rate), gid=f"ref:{mech}")
@@ -530,7 +537,7 @@ def lost_updates_figure(df: pd.DataFrame, rounds: pd.DataFrame | None = None) ->
                         color=family_color(family), marker=marker, linestyle=style,
                         linewidth=2.2, markersize=9,
                         label=f"{label} {op}" if multi_op else label,
-                        gid=str(first["benchmark"]))
+                        gid=f"series:{label} {op}")
         procs = sorted(int(p) for p in rows["processes"].unique())
         ax.set_xscale("log", base=2)
         ax.set_xticks(procs, [str(p) for p in procs])
