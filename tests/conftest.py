@@ -3,6 +3,7 @@ the suite outlives the tests."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,10 +19,12 @@ _STDLIB_HELPERS = ("resource_tracker", "forkserver")
 
 
 def shm_entries() -> set[str]:
-    """Shared memory blocks with the project prefix."""
+    """Shared memory blocks made by runs of this test process (their names carry our pid, so
+    a benchmark running beside the tests cannot make them fail)."""
     if not SHM_DIR.exists():
         return set()
-    return {p.name for p in SHM_DIR.iterdir() if p.name.startswith(PREFIX)}
+    mine = f"{PREFIX}{os.getpid()}-"
+    return {p.name for p in SHM_DIR.iterdir() if p.name.startswith(mine)}
 
 
 def suite_children() -> list[str]:

@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "report",
     "plot",
     "compare",
+    "crosscheck",
 )
 
 EXIT_OK = 0

@@ -9,6 +9,10 @@ A benchmark is ``mechanism × sync × operation``. Its definition is a :class:`M
   those handles to get its local view, and ``detach`` before it exits.
 * ``loop`` — ``loop(local, k, base)`` runs ``k`` operations with the operation written inline
   (no Python call per operation: a call costs about as much as the cheapest operations here).
+  Increment loops write the operation out four times per iteration (``k >> 2`` iterations,
+  then ``k & 3``): the loop's own ~4 ns per iteration would otherwise be 10 % of the fastest
+  operations (~40 ns); unrolled it is ~1 ns, which ``noop/none`` measures. Append loops cost
+  250 ns and more per operation and keep one operation per iteration.
   ``base`` is the worker's tag ``(worker id + 1) << TAG_SHIFT``; appends write ``base + i``, so
   verification can tell whose item is missing, duplicated or overwritten.
 

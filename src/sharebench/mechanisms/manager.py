@@ -82,14 +82,28 @@ class ManagerListStore(_ManagerMixin, ItemStore):
 def manager_value_none(local: Any, k: int, base: int) -> None:
     """``v.value += 1`` on a ValueProxy: a get and a set round trip, racy."""
     v, _lock = local
-    for _ in repeat(None, k):
+    for _ in repeat(None, k >> 2):  # unrolled x4: the loop costs ~1 ns/op
+        v.value += 1
+        v.value += 1
+        v.value += 1
+        v.value += 1
+    for _ in repeat(None, k & 3):
         v.value += 1
 
 
 def manager_value_lock(local: Any, k: int, base: int) -> None:
     """The same under ``manager.Lock()`` (two more round trips: acquire, release)."""
     v, lock = local
-    for _ in repeat(None, k):
+    for _ in repeat(None, k >> 2):  # unrolled x4: the loop costs ~1 ns/op
+        with lock:
+            v.value += 1
+        with lock:
+            v.value += 1
+        with lock:
+            v.value += 1
+        with lock:
+            v.value += 1
+    for _ in repeat(None, k & 3):
         with lock:
             v.value += 1
 

@@ -202,7 +202,12 @@ class ShareableListStore(ItemStore):
 def shm_none(local: ShmLocal, k: int, base: int) -> None:
     """``buf[0] += 1`` on a memoryview of the block: no lock, racy."""
     buf = local.view
-    for _ in repeat(None, k):
+    for _ in repeat(None, k >> 2):  # unrolled x4: the loop costs ~1 ns/op
+        buf[0] += 1
+        buf[0] += 1
+        buf[0] += 1
+        buf[0] += 1
+    for _ in repeat(None, k & 3):
         buf[0] += 1
 
 
@@ -210,7 +215,16 @@ def shm_lock(local: ShmLocal, k: int, base: int) -> None:
     """The same under a ``multiprocessing.Lock``."""
     buf = local.view
     lock = local.lock
-    for _ in repeat(None, k):
+    for _ in repeat(None, k >> 2):  # unrolled x4: the loop costs ~1 ns/op
+        with lock:
+            buf[0] += 1
+        with lock:
+            buf[0] += 1
+        with lock:
+            buf[0] += 1
+        with lock:
+            buf[0] += 1
+    for _ in repeat(None, k & 3):
         with lock:
             buf[0] += 1
 
@@ -219,7 +233,16 @@ def shm_numpy_lock(local: ShmLocal, k: int, base: int) -> None:
     """``a[0] += 1`` on a numpy int64 view, under a lock."""
     a = local.view
     lock = local.lock
-    for _ in repeat(None, k):
+    for _ in repeat(None, k >> 2):  # unrolled x4: the loop costs ~1 ns/op
+        with lock:
+            a[0] += 1
+        with lock:
+            a[0] += 1
+        with lock:
+            a[0] += 1
+        with lock:
+            a[0] += 1
+    for _ in repeat(None, k & 3):
         with lock:
             a[0] += 1
 
