@@ -46,7 +46,7 @@ def _first(table: pd.DataFrame, column: str, default: Any = "") -> Any:
 
 
 def caption(table: pd.DataFrame) -> str:
-    """Both run ids, the normalisation and the rule, for the figure's caption."""
+    """Both run ids, then the normalisation and the rule: the figure's two-line caption."""
     norm = str(_first(table, "normalize", "off"))
     ratio = float(_first(table, "machine_ratio", math.nan))
     machine = f", machine ratio {ratio:.3g}" if math.isfinite(ratio) else ""
@@ -54,7 +54,7 @@ def caption(table: pd.DataFrame) -> str:
     alpha = float(_first(table, "alpha", math.nan))
     return (
         f"baseline {_first(table, 'baseline_run_id')} vs current "
-        f"{_first(table, 'current_run_id')}; normalisation {norm}{machine}; "
+        f"{_first(table, 'current_run_id')}\nnormalisation {norm}{machine}; "
         f"regression = slower by > {threshold * 100:.4g}% and significant at "
         f"alpha {alpha:g} (Holm); whiskers: 99% CI"
     )
