@@ -42,8 +42,19 @@ def bench(session: nox.Session) -> None:
     # A failed benchmark is a row with status "error: ..." (pytest exits 1): render the charts
     # anyway, then `report --check` fails the session if any row is an error.
     session.run("pytest", "bench", *session.posargs, success_codes=[0, 1])
-    session.run("sharebench", "plot", "results/latest.csv", "--out", "plots")
-    session.run("sharebench", "report", "results/latest.csv", "--check")
+    csv = _option(session.posargs, "--sharebench-csv") or "results/latest.csv"
+    session.run("sharebench", "plot", csv, "--out", "plots")
+    session.run("sharebench", "report", csv, "--check")
+
+
+def _option(args: list[str], name: str) -> str | None:
+    """Value of ``--name VALUE`` or ``--name=VALUE`` among the session's posargs."""
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 @nox.session(default=False)

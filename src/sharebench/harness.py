@@ -23,15 +23,16 @@ import math
 import multiprocessing
 import os
 import signal
+import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing import connection
 from multiprocessing.context import BaseContext
 from typing import Any
 
-from sharebench.mechanisms.base import Mechanism, Store, StoreSpec, worker_tag
+from sharebench.mechanisms.base import Mechanism, Store, StoreSpec, Unavailable, worker_tag
 from sharebench.results import BenchmarkRecord
 from sharebench.verify import RoundCheck
 
@@ -42,6 +43,11 @@ class ConfigError(ValueError):
 
 class WorkerError(RuntimeError):
     """A worker died, raised, or did not finish a round in time."""
+
+
+#: Pools by ``Mechanism.workers_kind``; each has ``start()``, ``run_round(k, during)`` and
+#: ``close()``. Filled in below the pool classes.
+POOLS: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -60,8 +66,11 @@ class HarnessConfig:
     start_timeout: float = 60.0
     #: Calibration stops after this many rounds even if the target is not reached.
     max_calibration_rounds: int = 30
-    #: Token that names OS objects (shared memory blocks) of this run.
+    #: Token that names OS objects (shared memory blocks) of this run; starts with the pid of
+    #: the run so `sharebench clean` can tell blocks of dead runs from those of live ones.
     run_token: str = field(default_factory=lambda: f"{os.getpid()}")
+    #: Services the run provides to stores, e.g. ``{"redis_url": "redis://127.0.0.1:6379"}``.
+    resources: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.round_time, int | float) and self.round_time > 0):
@@ -113,6 +122,7 @@ def _worker_main(
     """Body of one worker process: attach, then run rounds on command until told to stop."""
     # Ctrl-C goes to the whole process group; the parent alone decides what happens then.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
     local: Any = None
     attached = False
     try:
@@ -123,7 +133,10 @@ def _worker_main(
         base = worker_tag(wid)
         perf_counter = time.perf_counter
         while True:
-            msg = conn.recv()
+            try:
+                msg = conn.recv()
+            except EOFError:
+                break  # the parent went away: nothing to report to
             if msg[0] == "stop":
                 break
             k = msg[1]
@@ -132,8 +145,6 @@ def _worker_main(
             report = loop(local, k, base)
             t1 = perf_counter()
             conn.send(("done", t0, t1, report))
-    except EOFError:
-        pass  # the parent went away: nothing to report to
     except BaseException as exc:
         tb = traceback.extract_tb(exc.__traceback__)
         where = f" at {tb[-1].name}:{tb[-1].lineno}" if tb else ""
@@ -149,6 +160,27 @@ def _worker_main(
                 pass
         local = None
         conn.close()
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (``PR_SET_PDEATHSIG``).
+
+    Workers and Manager servers of a parent killed with SIGKILL would otherwise linger (a
+    server waits for clients forever). Elsewhere this does nothing; the pipes still end a
+    worker once the parent is gone, at its next message.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 # --------------------------------------------------------------------------------------
@@ -249,15 +281,24 @@ class ProcessPool:
                 pending.discard(wid)
         return [r for r in replies if r is not None]
 
-    def run_round(self, k: int) -> RoundTiming:
-        """Release all workers for k operations each; the workers' own clocks time it."""
+    def run_round(
+        self, k: int, during: Callable[[int], float | None] | None = None
+    ) -> RoundTiming:
+        """Release all workers for k operations each; the workers' own clocks time it.
+
+        ``during(k)``, if given, runs in the parent while the workers run (a receiver that
+        drains a queue, say) and returns the ``perf_counter()`` at which the parent's part of
+        the round ended, or None; the round then ends at the later of that and the workers.
+        """
         for conn in self.conns:
             conn.send(("run", k))
+        parent_end = during(k) if during is not None else None
         replies = self._collect("done", self.config.round_timeout, "round")
         starts = tuple(float(r[1]) for r in replies)
         ends = tuple(float(r[2]) for r in replies)
+        end = max(ends) if parent_end is None else max(*ends, parent_end)
         return RoundTiming(
-            seconds=max(ends) - min(starts),
+            seconds=end - min(starts),
             starts=starts,
             ends=ends,
             reports=tuple(r[3] for r in replies),
@@ -288,6 +329,9 @@ class ProcessPool:
                 proc.close()
         self.procs.clear()
         self.conns.clear()
+
+
+POOLS["process"] = ProcessPool
 
 
 def calibrate(
@@ -342,9 +386,16 @@ class BenchmarkRun:
         processes: int,
         start_method: str,
         config: HarnessConfig | None = None,
+        payload_bytes: int = 0,
     ) -> None:
         validate(mech, processes, start_method)
+        if mech.workers_kind not in POOLS:
+            raise ConfigError(
+                f"{mech.label}: unknown workers kind {mech.workers_kind!r}; "
+                f"valid: {', '.join(POOLS)}"
+            )
         self.mech = mech
+        self.payload_bytes = payload_bytes
         self.processes = processes
         self.start_method = start_method
         self.config = config or HarnessConfig()
@@ -361,6 +412,7 @@ class BenchmarkRun:
             processes=processes,
             start_method=start_method,
             workers_kind=mech.workers_kind,
+            payload_bytes=payload_bytes,
             round_target_s=self.config.round_time,
         )
         self._errors: list[str] = []
@@ -370,9 +422,12 @@ class BenchmarkRun:
     def __enter__(self) -> BenchmarkRun:
         t0 = time.perf_counter()
         try:
-            spec = StoreSpec(self.processes, self.capacity, self.config.run_token)
+            spec = StoreSpec(
+                self.processes, self.capacity, self.config.run_token,
+                payload_bytes=self.payload_bytes, resources=self.config.resources,
+            )
             self.store = self.mech.store(self.ctx, spec)
-            self.pool = ProcessPool(
+            self.pool = POOLS[self.mech.workers_kind](
                 self.ctx, self.mech, self.store.handles(), self.processes, self.config
             )
             self.pool.start()
@@ -401,7 +456,7 @@ class BenchmarkRun:
     def _round(self, k: int, measured: bool) -> float:
         assert self.pool is not None
         assert self.store is not None
-        timing = self.pool.run_round(k)
+        timing = self.pool.run_round(k, self.store.during_round)
         check = self.store.collect(k, timing.reports)
         self._account(check, measured)
         if timing.seconds <= 0:
@@ -455,18 +510,23 @@ def run_benchmark(
     processes: int,
     start_method: str,
     config: HarnessConfig | None = None,
+    payload_bytes: int = 0,
 ) -> BenchmarkRecord:
-    """Measure one benchmark end to end. Failures become ``status = 'error: ...'``.
+    """Measure one benchmark end to end. Failures become ``status = 'error: ...'``; a
+    mechanism whose service is missing (no redis-server, say) becomes ``'skipped: ...'``.
 
     Bad parameters (:class:`ConfigError`) still raise: they are the caller's mistake.
     """
-    run = BenchmarkRun(mech, processes, start_method, config)
+    run = BenchmarkRun(mech, processes, start_method, config, payload_bytes)
     try:
         with run:
             run.calibrate()
             run.warmup()
             for _ in range(run.config.rounds):
                 run.measure_round()
+    except Unavailable as exc:
+        run.record.status = f"skipped: {one_line(exc)}"
+        return run.record
     except (WorkerError, OSError, ValueError, RuntimeError) as exc:
         run.record.status = f"error: {one_line(exc)}"
         return run.record
@@ -483,11 +543,13 @@ def one_line(exc: BaseException) -> str:
 
 
 __all__ = [
+    "POOLS",
     "BenchmarkRun",
     "ConfigError",
     "HarnessConfig",
     "ProcessPool",
     "RoundTiming",
+    "Unavailable",
     "WorkerError",
     "available_start_methods",
     "calibrate",

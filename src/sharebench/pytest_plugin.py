@@ -29,6 +29,7 @@ from sharebench.harness import (
     BenchmarkRun,
     ConfigError,
     HarnessConfig,
+    Unavailable,
     WorkerError,
     available_start_methods,
     one_line,
@@ -278,10 +279,14 @@ class SharebenchFixture:
                 self._pedantic(run)
                 while len(run.record.round_seconds) < cfg.rounds:  # --benchmark-disable
                     run.measure_round()
+        except Unavailable as exc:
+            run.record.status = f"skipped: {one_line(exc)}"
         except (WorkerError, OSError, ValueError, RuntimeError) as exc:
             run.record.status = f"error: {one_line(exc)}"
         finally:
             self.state.records.append(run.record)
+        if run.record.status.startswith("skipped:"):
+            pytest.skip(f"{case.id}: {run.record.status}")
         if run.record.status == "ok":
             error = run.verification_error()
             if error:

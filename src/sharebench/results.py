@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -339,9 +340,13 @@ def round_rows(record: BenchmarkRecord, run: RunInfo) -> list[dict[str, Any]]:
 
 
 def _format(value: Any) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else repr(value)
-    return str(value)
+    """Plain text for a CSV cell; numpy scalars are written as the Python numbers they are."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Number):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    f = float(value)  # type: ignore[arg-type]
+    return "" if math.isnan(f) else repr(f)
 
 
 def to_csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
@@ -357,6 +362,12 @@ def to_csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> st
     return buf.getvalue()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temp file in the same directory and ``os.replace``.
 
@@ -365,6 +376,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; results are for reading
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
             fh.flush()

@@ -22,8 +22,8 @@ The parent coordinates, the workers measure: nothing here is timed except ``loop
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -46,6 +46,11 @@ def worker_tag(worker: int) -> int:
     return (worker + 1) << TAG_SHIFT
 
 
+class Unavailable(Exception):
+    """Raised by a store that cannot be had here (its server is missing, say): the benchmark
+    is recorded as ``skipped: <reason>``, never silently dropped."""
+
+
 @dataclass(frozen=True)
 class StoreSpec:
     """What the parent knows when it creates a store."""
@@ -55,6 +60,10 @@ class StoreSpec:
     capacity: int
     #: A short unique token of the run, for names of OS objects (shared memory blocks).
     run_token: str = "test"
+    #: Bytes per operation for bulk transfers; 0 for increments and appends.
+    payload_bytes: int = 0
+    #: Services the run provides (``redis_url``, ``manager_address``, ...).
+    resources: Mapping[str, str] = field(default_factory=dict)
 
 
 class Store:
@@ -95,6 +104,12 @@ class Store:
 
     def reset(self) -> None:
         """Parent side: back to the empty state before the next round."""
+
+    def during_round(self, ops_per_worker: int) -> float | None:
+        """Parent side, while the workers run a round: the parent's own part of it, if any
+        (e.g. receiving what workers send). Returns the ``perf_counter()`` at which that part
+        ended, or None when the parent has nothing to do (the default)."""
+        return None
 
     def collect(self, ops_per_worker: int, reports: Sequence[Any]) -> RoundCheck:
         """Parent side, after a round: verify what the workers did, then reset.
