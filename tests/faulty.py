@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
+from pathlib import Path
 from typing import Any
 
 from sharebench.mechanisms import get
+from sharebench.mechanisms.base import worker_tag
+from sharebench.mechanisms.manager import ManagerListStore
 from sharebench.mechanisms.sharedctypes import RawValueStore
 
 
@@ -38,3 +42,47 @@ DYING = RAWLOCK.replace(loop=dying_loop)
 HANGING = RAWLOCK.replace(loop=hanging_loop)
 # The racy loop, labelled as if it were locked: verification must catch it.
 MISLABELLED = get("rawvalue", "none", "increment").replace(sync="lock")
+
+
+# --- faults for the reliability matrix ------------------------------------------------------
+
+
+def sigkill_self_loop(local: Any, k: int, base: int) -> None:
+    """A worker killed with SIGKILL in the middle of a round (after some real work)."""
+    v, lock = local
+    for _ in range(min(k, 100)):
+        with lock:
+            v.value += 1
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class ManagerKillStore(ManagerListStore):
+    """A Manager list whose workers also get the server's pid, so a loop can kill it."""
+
+    def handles(self) -> tuple[Any, ...]:
+        return (*super().handles(), self.manager._process.pid)
+
+    @staticmethod
+    def attach(handles: tuple[Any, ...]) -> Any:
+        return handles
+
+
+def kill_manager_loop(local: Any, k: int, base: int) -> None:
+    """Append a few items, then (worker 0) SIGKILL the Manager server and carry on."""
+    items, server_pid = local
+    for i in range(k):
+        if i == 5 and base == worker_tag(0):
+            os.kill(server_pid, signal.SIGKILL)
+        items.append(base + i)
+
+
+def ready_then_hang_loop(local: Any, k: int, base: int) -> None:
+    """Say (through a file named by the environment) that the round started, then hang."""
+    Path(os.environ["SHAREBENCH_TEST_READY"]).touch()
+    time.sleep(60)
+
+
+SIGKILLED = RAWLOCK.replace(loop=sigkill_self_loop)
+MANAGER_KILLED = get("manager-list", "atomic", "append").replace(
+    store=ManagerKillStore, loop=kill_manager_loop)
+HANG_SHM = get("shm", "lock", "increment").replace(name="hang-shm", loop=ready_then_hang_loop)

@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "plot",
     "compare",
     "crosscheck",
+    "clean",
 )
 
 EXIT_OK = 0

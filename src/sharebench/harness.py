@@ -23,7 +23,6 @@ import math
 import multiprocessing
 import os
 import signal
-import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -32,6 +31,7 @@ from multiprocessing import connection
 from multiprocessing.context import BaseContext
 from typing import Any
 
+from sharebench.lifecycle import die_with_parent
 from sharebench.mechanisms.base import Mechanism, Store, StoreSpec, Unavailable, worker_tag
 from sharebench.results import BenchmarkRecord
 from sharebench.verify import RoundCheck
@@ -160,27 +160,6 @@ def _worker_main(
                 pass
         local = None
         conn.close()
-
-
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (``PR_SET_PDEATHSIG``).
-
-    Workers and Manager servers of a parent killed with SIGKILL would otherwise linger (a
-    server waits for clients forever). Elsewhere this does nothing; the pipes still end a
-    worker once the parent is gone, at its next message.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the parent died before prctl took effect
-        os._exit(1)
 
 
 # --------------------------------------------------------------------------------------
@@ -432,21 +411,23 @@ class BenchmarkRun:
             )
             self.pool.start()
         except BaseException:
-            self.close()
+            self.close(grace=0.5)
             raise
         self.record.setup_s = time.perf_counter() - t0
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        # After a failure or an interrupt the workers may be stuck mid-loop: don't wait long
+        # for them to take a polite "stop".
+        self.close(grace=5.0 if exc_type is None else 0.5)
 
-    def close(self) -> None:
+    def close(self, grace: float = 5.0) -> None:
         """Stop the workers, then destroy the store; safe to call twice."""
         pool, self.pool = self.pool, None
         store, self.store = self.store, None
         try:
             if pool is not None:
-                pool.close()
+                pool.close(timeout=grace)
         finally:
             if store is not None:
                 store.close()

@@ -17,7 +17,6 @@ round trip is in neither.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -35,6 +34,7 @@ from sharebench.harness import (
     one_line,
     validate,
 )
+from sharebench.lifecycle import Segment, clean_stale
 from sharebench.mechanisms import OPERATIONS, Mechanism, all_mechanisms
 from sharebench.results import BenchmarkRecord, RunInfo, benchmark_id
 
@@ -92,6 +92,23 @@ class BenchState:
     records: list[BenchmarkRecord] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     run: RunInfo | None = None
+    cleaned: list[Segment] = field(default_factory=list)
+    previous_sigterm: Any = None
+
+    def start_run(self) -> None:
+        """At the first benchmark: describe the run, take over SIGTERM, and remove shared
+        memory blocks that killed runs left behind (they are reported at the end)."""
+        from sharebench.machine import run_info
+
+        self.run = run_info(self.profile)
+        self.previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+        self.cleaned = clean_stale()
+
+    def end_run(self) -> None:
+        """Give SIGTERM back (the run is over)."""
+        if self.previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self.previous_sigterm)
+            self.previous_sigterm = None
 
 
 _STATE = pytest.StashKey[BenchState]()
@@ -267,10 +284,8 @@ class SharebenchFixture:
     def run(self) -> BenchmarkRecord:
         """Measure, verify and record the case; fail the test if the benchmark failed."""
         case, cfg = self.case, self.state.harness
-        if self.state.run is None:  # the run starts with its first benchmark
-            from sharebench.machine import run_info
-
-            self.state.run = run_info(self.state.profile)
+        if self.state.run is None:
+            self.state.start_run()
         run = BenchmarkRun(case.mech, case.processes, case.start_method, cfg)
         try:
             with run:
@@ -283,6 +298,9 @@ class SharebenchFixture:
             run.record.status = f"skipped: {one_line(exc)}"
         except (WorkerError, OSError, ValueError, RuntimeError) as exc:
             run.record.status = f"error: {one_line(exc)}"
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep this row honest, then stop
+            run.record.status = "error: interrupted"
+            raise
         finally:
             self.state.records.append(run.record)
         if run.record.status.startswith("skipped:"):
@@ -329,23 +347,22 @@ class SharebenchFixture:
 
 
 @pytest.fixture
-def sharebench(request: pytest.FixtureRequest, benchmark: Any) -> Iterator[SharebenchFixture]:
+def sharebench(request: pytest.FixtureRequest, benchmark: Any) -> SharebenchFixture:
     """The parametrised case of a ``@pytest.mark.sharebench`` test, ready to ``run()``."""
     case = getattr(request, "param", None)
     if not isinstance(case, Case):
         raise pytest.UsageError(
             "the sharebench fixture needs @pytest.mark.sharebench('<operation>') on the test"
         )
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        yield SharebenchFixture(case, benchmark, request.config.stash[_STATE])
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return SharebenchFixture(case, benchmark, request.config.stash[_STATE])
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(_STATE, None)
-    if state is None or not state.records:
+    if state is None:
+        return
+    state.end_run()
+    if not state.records:
         return
     import dataclasses
 
@@ -364,9 +381,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     state = config.stash.get(_STATE, None)
     if state is None or not state.written:
         return
-    errors = sum(1 for r in state.records if r.status != "ok")
+    errors = sum(1 for r in state.records if r.status.startswith("error"))
     tr = terminalreporter
     tr.section("sharebench")
     tr.write_line(f"{len(state.records)} benchmarks, {errors} with errors")
+    for seg in state.cleaned:
+        tr.write_line(f"removed stale shared memory /dev/shm/{seg.name} "
+                      f"({seg.size} bytes) of dead run pid {seg.pid}")
     for path in state.written[:2]:
         tr.write_line(f"wrote {path}")

@@ -151,6 +151,10 @@ _POSITIVE_OK = ("median_s", "throughput_ops_s", "ns_per_op")
 
 STATUS_OK = "ok"
 
+#: A full-profile summary is ~100 KiB and its rounds file a few MiB; anything far larger is
+#: not ours, and reading it would only burn memory before failing.
+MAX_CSV_BYTES = 64 * 2**20
+
 
 class ResultsError(ValueError):
     """A results file that cannot be used; the message is one line for the user."""
@@ -435,12 +439,26 @@ def _read_csv(path: Path, kind: str) -> pd.DataFrame:
     if path.is_dir():
         raise ResultsError(f"{path}: is a directory, expected a {kind} CSV")
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read ({exc.strerror})") from None
+    if size > MAX_CSV_BYTES:
+        raise ResultsError(
+            f"{path}: {size / 2**20:.0f} MiB is too large for a {kind} CSV "
+            f"(at most {MAX_CSV_BYTES // 2**20} MiB)"
+        )
+    try:
+        df = pd.read_csv(
+            path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8",
+            engine="c",
+        )
     except pd.errors.EmptyDataError:
         raise ResultsError(f"{path}: empty file, expected a {kind} CSV") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ResultsError(f"{path}: not a readable CSV ({first})") from None
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except Exception as exc:  # any parser failure on arbitrary bytes is "not a CSV" to the user
+        text = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise ResultsError(f"{path}: not a readable CSV ({text})") from None
     return df
 
 
@@ -473,6 +491,8 @@ def _coerce(df: pd.DataFrame, path: Path, columns: Sequence[str]) -> pd.DataFram
             if col in _INT_COLUMNS:
                 if num.isna().any():
                     raise ResultsError(f"{path}: column {col} has an empty value")
+                if (num.abs() > 2**62).any():  # inf included
+                    raise ResultsError(f"{path}: column {col} has an out-of-range value")
                 if (num != num.round()).any():
                     raise ResultsError(f"{path}: column {col} must hold whole numbers")
                 out[col] = num.astype("int64")

@@ -7,9 +7,12 @@ atomic without a lock.
 
 from __future__ import annotations
 
+import secrets
 from itertools import repeat
+from multiprocessing.managers import SyncManager
 from typing import Any, ClassVar
 
+from sharebench.lifecycle import die_with_parent
 from sharebench.mechanisms.base import Mechanism
 from sharebench.mechanisms.counters import CounterStore, ItemStore
 
@@ -20,7 +23,11 @@ class _ManagerMixin:
     manager: Any
 
     def _start_manager(self, ctx: Any) -> Any:
-        self.manager = ctx.Manager()
+        # A Unix socket (SyncManager's default address on Linux) and a fresh random authkey:
+        # only this run's processes can talk to the server. The server dies with the parent
+        # even if the parent is SIGKILLed (it would otherwise wait for clients forever).
+        self.manager = SyncManager(ctx=ctx, authkey=secrets.token_bytes(32))
+        self.manager.start(initializer=die_with_parent)
         return self.manager
 
     def _shutdown(self) -> None:

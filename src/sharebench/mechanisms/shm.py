@@ -19,11 +19,10 @@ from itertools import repeat
 from multiprocessing import shared_memory
 from typing import Any, ClassVar
 
+from sharebench.lifecycle import PREFIX  # every block's name starts with it: see lifecycle
 from sharebench.mechanisms.base import Mechanism
 from sharebench.mechanisms.counters import CounterStore, ItemStore
 
-#: Every block the suite creates starts with this, so leftovers are recognisable.
-PREFIX = "sharebench-"
 _WORD = 8  # int64 slots
 
 
