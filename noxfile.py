@@ -70,3 +70,13 @@ def compare(session: nox.Session) -> None:
     _install(session)
     args = session.posargs or ["results/baseline.csv", "results/latest.csv"]
     session.run("sharebench", "compare", *args)
+
+
+@nox.session(default=False)
+def baseline(session: nox.Session) -> None:
+    """Refresh the committed reference run: results/baseline.csv (+ rounds), charts, README."""
+    _install(session)
+    session.run("pytest", "bench", "--sharebench-csv", "results/baseline.csv", *session.posargs)
+    session.run("sharebench", "plot", "results/baseline.csv", "--out", "plots")
+    session.run("sharebench", "report", "results/baseline.csv", "--readme", "README.md",
+                "--check")
