@@ -21,9 +21,13 @@ from sharebench.mechanisms.base import StoreSpec, worker_tag
 
 FAST = HarnessConfig(round_time=0.01, rounds=3, warmup_rounds=1)
 
+# The networked families need a server and have their own tests with a real one
+# (test_redis.py, test_manager_tcp.py).
+NETWORKED = ("redis", "manager-tcp")
 SAFE_INCREMENTS = [m for m in mechanisms.all_mechanisms("increment")
-                   if m.sync != "none"]
-SAFE_APPENDS = [m for m in mechanisms.all_mechanisms("append") if m.sync != "none"]
+                   if m.sync != "none" and m.family not in NETWORKED]
+SAFE_APPENDS = [m for m in mechanisms.all_mechanisms("append")
+                if m.sync != "none" and m.family not in NETWORKED]
 
 
 def _pool_round(mech, start_method, processes, k):

@@ -37,6 +37,7 @@ from sharebench.harness import (
 from sharebench.lifecycle import Segment, clean_stale
 from sharebench.mechanisms import OPERATIONS, Mechanism, all_mechanisms
 from sharebench.results import BenchmarkRecord, RunInfo, benchmark_id
+from sharebench.servers import Services
 
 MARKER = "sharebench"
 
@@ -94,6 +95,8 @@ class BenchState:
     run: RunInfo | None = None
     cleaned: list[Segment] = field(default_factory=list)
     previous_sigterm: Any = None
+    #: Servers for the networked benchmarks (redis-server is started at the first one).
+    services: Services = field(default_factory=Services)
 
     def start_run(self) -> None:
         """At the first benchmark: describe the run, take over SIGTERM, and remove shared
@@ -142,6 +145,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--sharebench-csv", default=None, metavar="PATH",
                     help="summary CSV to write (results/latest.csv); the rounds CSV goes "
                          "next to it and a copy of both to <dir>/runs/")
+    group.addoption("--redis-url", default=None, metavar="URL",
+                    help="Redis server for the redis benchmarks, e.g. redis://host:6379/0 "
+                         "(or SHAREBENCH_REDIS_URL); default: start redis-server on 127.0.0.1")
+    group.addoption("--manager-address", default=None, metavar="HOST:PORT",
+                    help="Manager server for manager-tcp (run `python -m sharebench.servers "
+                         "manager HOST:PORT`; authkey in SHAREBENCH_MANAGER_AUTHKEY); "
+                         "default: one on 127.0.0.1 per benchmark")
 
 
 def _csv_list(raw: str, option: str) -> list[str]:
@@ -211,7 +221,11 @@ def _parse_state(config: pytest.Config) -> BenchState:
     )
     if csv_path.suffix != ".csv":
         raise pytest.UsageError(f"--sharebench-csv: {raw_csv!r} must end in .csv")
-    return BenchState(name, processes, methods, harness, csv_path)
+    try:
+        services = Services.from_options(opt("--redis-url"), opt("--manager-address"))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return BenchState(name, processes, methods, harness, csv_path, services=services)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -286,6 +300,8 @@ class SharebenchFixture:
         case, cfg = self.case, self.state.harness
         if self.state.run is None:
             self.state.start_run()
+        # Networked benchmarks get their server's address (redis-server starts at the first).
+        cfg = self.state.harness = self.state.services.configure(case.mech, cfg)
         run = BenchmarkRun(case.mech, case.processes, case.start_method, cfg)
         try:
             with run:
@@ -390,3 +406,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                       f"({seg.size} bytes) of dead run pid {seg.pid}")
     for path in state.written[:2]:
         tr.write_line(f"wrote {path}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # Runs however the session ends (error, Ctrl-C, SIGTERM): a server the run started
+    # must not outlive it.
+    state = config.stash.get(_STATE, None)
+    if state is not None:
+        state.services.close()

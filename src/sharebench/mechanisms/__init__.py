@@ -16,6 +16,8 @@ FAMILY_MODULES: tuple[str, ...] = (
     "sharebench.mechanisms.sharedctypes",
     "sharebench.mechanisms.manager",
     "sharebench.mechanisms.shm",
+    "sharebench.mechanisms.redis",
+    "sharebench.mechanisms.manager_tcp",
 )
 
 __all__ = ["OPERATIONS", "SYNCS", "Mechanism", "UnknownMechanism", "all_mechanisms", "get"]
