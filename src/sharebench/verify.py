@@ -59,8 +59,10 @@ def check_items(items: Any, workers: int, ops_per_worker: int) -> RoundCheck:
     tags = arr >> TAG_SHIFT
     seqs = arr & SEQ_MASK
     valid = (tags >= 1) & (tags <= workers) & (seqs < ops_per_worker)
-    good = arr[valid]
-    distinct = int(np.unique(good).size)
+    # Sort and count value changes rather than np.unique: NumPy 2.3+ picks a hash-based unique
+    # that takes ~0.5 s for a million of these tagged values (sorting: ~10 ms).
+    good = np.sort(arr[valid])
+    distinct = int(np.count_nonzero(good[1:] != good[:-1])) + 1 if good.size else 0
     issued = workers * ops_per_worker
     return RoundCheck(
         issued=issued,
