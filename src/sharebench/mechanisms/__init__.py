@@ -16,6 +16,10 @@ FAMILY_MODULES: tuple[str, ...] = (
     "sharebench.mechanisms.sharedctypes",
     "sharebench.mechanisms.manager",
     "sharebench.mechanisms.shm",
+    "sharebench.mechanisms.lockfree",
+    "sharebench.mechanisms.message",
+    "sharebench.mechanisms.threaded",
+    "sharebench.mechanisms.mmapped",
     "sharebench.mechanisms.redis",
     "sharebench.mechanisms.manager_tcp",
 )

@@ -35,7 +35,7 @@ TAG_SHIFT = 40
 SEQ_MASK = (1 << TAG_SHIFT) - 1
 
 OPERATIONS: tuple[str, ...] = ("increment", "append")
-SYNCS: tuple[str, ...] = ("none", "lock", "atomic")
+SYNCS: tuple[str, ...] = ("none", "lock", "lock-fast", "atomic")
 
 #: ``loop(local, k, base)``; may return a value the parent verifies (e.g. a local count).
 Loop = Callable[[Any, int, int], object]
