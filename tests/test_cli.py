@@ -54,7 +54,7 @@ def test_list_rejects_unknown_operation(capsys):
     assert main(["list", "--operation", "divide"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == ("sharebench list: error: unknown operation 'divide'; "
-                   "valid: increment, append")
+                   "valid: increment, append, transfer")
 
 
 def test_report_findings_come_from_the_data(run_csv, capsys):

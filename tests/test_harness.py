@@ -158,7 +158,8 @@ def test_single_process_yardsticks_refuse_more_processes():
     [
         ("valu", "lock", "increment", "unknown mechanism 'valu'; valid: array, manager-list"),
         ("value", "atomic", "increment", "no benchmark value/atomic for increment; valid:"),
-        ("value", "lock", "multiply", "unknown operation 'multiply'; valid: increment, append"),
+        ("value", "lock", "multiply",
+         "unknown operation 'multiply'; valid: increment, append, transfer"),
     ],
 )
 def test_unknown_mechanism_lists_choices(name, sync, op, message):

@@ -51,16 +51,24 @@ class Profile:
     rounds: int
     warmup_rounds: int
     round_time: float
+    #: Payload sizes (bytes) of the ``transfer`` benchmarks.
+    transfer_sizes: tuple[int, ...] = ()
 
+
+#: 1 KiB to 64 MiB in powers of 4.
+_TRANSFER_SIZES_FULL = tuple(1024 * 4**i for i in range(9))
+#: The ends, and two points between them: 1 KiB, 64 KiB, 4 MiB, 64 MiB.
+_TRANSFER_SIZES_QUICK = tuple(1024 * 4**i for i in (0, 3, 6, 8))
 
 PROFILES: dict[str, Profile] = {
     # What `nox -s bench` runs: every mechanism at 1, 2 and 4 processes (4 > cores on
     # purpose: contention), fork only, in about a minute on 2 cores.
-    "quick": Profile((1, 2, 4), ("fork",), rounds=15, warmup_rounds=2, round_time=0.05),
+    "quick": Profile((1, 2, 4), ("fork",), rounds=15, warmup_rounds=2, round_time=0.05,
+                     transfer_sizes=_TRANSFER_SIZES_QUICK),
     # Every start method and 8 processes; more rounds for tighter medians.
     "full": Profile(
         (1, 2, 4, 8), ("fork", "spawn", "forkserver"), rounds=20, warmup_rounds=3,
-        round_time=0.05,
+        round_time=0.05, transfer_sizes=_TRANSFER_SIZES_FULL,
     ),
 }
 
@@ -72,12 +80,14 @@ class Case:
     mech: Mechanism
     processes: int
     start_method: str
+    #: Bytes per operation (``transfer`` only; 0 otherwise).
+    payload_bytes: int = 0
 
     @property
     def id(self) -> str:
         return benchmark_id(
             self.mech.name, self.mech.sync, self.mech.operation, self.processes,
-            self.start_method,
+            self.start_method, self.payload_bytes,
         )
 
 
@@ -237,9 +247,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_STATE] = _parse_state(config)
 
 
-def cases(operation: str, processes: tuple[int, ...], methods: tuple[str, ...]) -> list[Case]:
-    """Every valid combination for one operation, in registry order."""
-    out = []
+def cases(
+    operation: str,
+    processes: tuple[int, ...],
+    methods: tuple[str, ...],
+    transfer_sizes: tuple[int, ...] = (),
+) -> list[Case]:
+    """Every valid combination for one operation, in registry order; ``transfer`` benchmarks
+    once per payload size."""
+    sizes = transfer_sizes if operation == "transfer" else (0,)
+    out: list[Case] = []
     for mech in all_mechanisms(operation):
         for method in methods:
             for p in processes:
@@ -247,7 +264,7 @@ def cases(operation: str, processes: tuple[int, ...], methods: tuple[str, ...]) 
                     validate(mech, p, method)
                 except ConfigError:
                     continue  # e.g. the single-process harness yardsticks at p > 1
-                out.append(Case(mech, p, method))
+                out.extend(Case(mech, p, method, size) for size in sizes)
     return out
 
 
@@ -262,7 +279,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             f"valid: {', '.join(OPERATIONS)}"
         )
     state = metafunc.config.stash[_STATE]
-    found = cases(operation, state.processes, state.start_methods)
+    found = cases(operation, state.processes, state.start_methods,
+                  PROFILES[state.profile].transfer_sizes)
     metafunc.parametrize("sharebench", found, ids=[c.id for c in found], indirect=True)
 
 
@@ -302,7 +320,8 @@ class SharebenchFixture:
             self.state.start_run()
         # Networked benchmarks get their server's address (redis-server starts at the first).
         cfg = self.state.harness = self.state.services.configure(case.mech, cfg)
-        run = BenchmarkRun(case.mech, case.processes, case.start_method, cfg)
+        run = BenchmarkRun(case.mech, case.processes, case.start_method, cfg,
+                           payload_bytes=case.payload_bytes)
         try:
             with run:
                 run.calibrate()

@@ -20,6 +20,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "sharebench.mechanisms.message",
     "sharebench.mechanisms.threaded",
     "sharebench.mechanisms.mmapped",
+    "sharebench.mechanisms.transfer",
     "sharebench.mechanisms.redis",
     "sharebench.mechanisms.manager_tcp",
 )

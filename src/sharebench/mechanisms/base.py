@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 TAG_SHIFT = 40
 SEQ_MASK = (1 << TAG_SHIFT) - 1
 
-OPERATIONS: tuple[str, ...] = ("increment", "append")
+OPERATIONS: tuple[str, ...] = ("increment", "append", "transfer")
 SYNCS: tuple[str, ...] = ("none", "lock", "lock-fast", "atomic")
 
 #: ``loop(local, k, base)``; may return a value the parent verifies (e.g. a local count).
