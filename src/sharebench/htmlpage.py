@@ -110,6 +110,8 @@ _CHART_TEXT = {
     "throughput": "Throughput per mechanism/sync, by process count (log scale, IQR whiskers). "
     "Hatched bars have no synchronisation or lost updates: fast because wrong.",
     "scaling": "Throughput as worker processes are added; the dotted line marks the cores.",
+    "bandwidth": "Bytes per second handed to another process, by payload size (log–log). "
+    "The thick dark line is numpy memcpy within one process: the physical limit.",
     "lost-updates": "Share of updates lost by variants without synchronisation.",
     "start-methods": "The same benchmarks under each start method, side by side.",
 }
@@ -153,6 +155,14 @@ def _verdicts(df: pd.DataFrame) -> str:
         safe = rows[[not is_unsafe(r) for _, r in rows.iterrows()]]
         if safe.empty:
             best = "no correct variant measured"
+        elif (safe["payload_bytes"] > 0).any():
+            # Bulk transfers: ops/s of different sizes do not compare; bytes/s do.
+            bps = safe["throughput_ops_s"] * safe["payload_bytes"]
+            top = safe.iloc[int(bps.to_numpy().argmax())]
+            best = (
+                f"highest bandwidth: <strong>{_esc(series_label(top))}</strong> "
+                f"({float(bps.max()) / 1e6:,.0f} MB/s, {_esc(top['start_method'])})"
+            )
         else:
             top = safe.sort_values("throughput_ops_s").iloc[-1]
             best = (

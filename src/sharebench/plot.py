@@ -612,6 +612,103 @@ def start_methods_figure(df: pd.DataFrame, rounds: pd.DataFrame | None = None) -
     return fig
 
 
+#: The limit line of the bandwidth chart: numpy copying within one process.
+MEMCPY_MECHANISM = "memcpy"
+
+
+def is_bulk(rows: pd.DataFrame) -> bool:
+    """Rows of a bulk-transfer operation (they carry a payload size): bandwidth, not ops/s."""
+    return bool((rows["payload_bytes"].astype("int64") > 0).any())
+
+
+def format_bandwidth(mb_s: float) -> str:
+    """``950 MB/s``, ``21.3 GB/s``."""
+    return f"{mb_s / 1e3:.3g} GB/s" if mb_s >= 1e3 else f"{mb_s:.3g} MB/s"
+
+
+def bandwidth_figure(
+    df: pd.DataFrame, operation: str = "transfer", rounds: pd.DataFrame | None = None
+) -> Figure:
+    """MB/s vs payload size (log–log), one line per ``mechanism/sync``; memcpy is the limit.
+
+    MB/s is ``throughput_ops_s × payload_bytes / 1e6`` (whiskers: the throughput IQR, scaled
+    the same way). The harness's ``memcpy`` (numpy copying inside one process) is drawn as a
+    thick dark line, the physical limit any way of handing bytes to another process is
+    bounded by; the other lines end with their share of it at the largest size. Only the
+    primary start method and the smallest process count are drawn.
+    """
+    import numpy as np
+
+    prep = prepare(df, rounds)
+    ok = prep.ok
+    bulk = ok[(ok["operation"] == operation) & (ok["payload_bytes"].astype("int64") > 0)]
+    method = primary_start_method(bulk) if not bulk.empty else ""
+    rows = bulk[bulk["start_method"] == method]
+    if not rows.empty:
+        rows = rows[rows["processes"] == rows["processes"].min()]
+    with _style():
+        fig = _new_figure()
+        fig.suptitle(f"Bandwidth: {operation} of S bytes to another process "
+                     f"(MB/s, log–log, start method {method})")
+        _caption(fig, prep.caption)
+        if rows.empty:
+            _empty(fig.add_subplot(), f"No successful {operation} benchmarks to show")
+            return fig
+        ax = fig.add_subplot()
+        groups = [
+            (f"{mech}/{sync}", g.sort_values("payload_bytes"))
+            for (_, mech, sync), g in rows.groupby(["family", "mechanism", "sync"], sort=True)
+        ]
+        # The limit first, so every other line can say how close it gets.
+        groups.sort(key=lambda item: str(item[1]["mechanism"].iloc[0]) != MEMCPY_MECHANISM)
+        limit_at: dict[int, float] = {}
+        styles: dict[str, Iterator[tuple[str, str]]] = {}
+        for name, series in groups:
+            first = series.iloc[0]
+            family = str(first["family"])
+            size = series["payload_bytes"].to_numpy(dtype="float64")
+            mb = series["throughput_ops_s"].to_numpy(dtype="float64") * size / 1e6
+            lo = series["tp_lo"].to_numpy(dtype="float64") * size / 1e6
+            hi = series["tp_hi"].to_numpy(dtype="float64") * size / 1e6
+            if first["mechanism"] == MEMCPY_MECHANISM and family == HARNESS_FAMILY:
+                (line,) = ax.plot(size, mb, color="#222222", linewidth=4, marker="s",
+                                  markersize=9, zorder=1,
+                                  label="memcpy (numpy, one process): the physical limit")
+                line.set_gid(f"limit:{name}")
+                limit_at = {int(x): float(v) for x, v in zip(size, mb, strict=True)}
+                continue
+            marker, style = next(styles.setdefault(family, _line_styles()))
+            label = name
+            if any(is_unsafe(r) for _, r in series.iterrows()):
+                style = "--"
+                label = f"{name}  (loses data)"
+            drawn = ax.errorbar(size, mb, yerr=[mb - lo, hi - mb], color=family_color(family),
+                                marker=marker, linestyle=style, linewidth=2.2, markersize=8,
+                                capsize=3, label=label, zorder=2)
+            if drawn.lines[0] is not None:
+                drawn.lines[0].set_gid(f"series:{name}")
+            ref = limit_at.get(int(size[-1]))
+            if ref:
+                ax.annotate(f"{format_pct(100 * mb[-1] / ref)}% of memcpy",
+                            xy=(size[-1], mb[-1]),
+                            xytext=(10, 0), textcoords="offset points", va="center",
+                            fontsize=12, color=family_color(family), gid=f"ratio:{name}")
+        sizes = sorted(int(s) for s in rows["payload_bytes"].unique())
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [format_bytes(s) for s in sizes])
+        ax.minorticks_off()
+        ax.set_xlim(sizes[0] / 1.5, sizes[-1] * 8)  # room for the "% of memcpy" notes
+        ax.set_yscale("log")
+        all_mb = (rows["throughput_ops_s"] * rows["payload_bytes"] / 1e6).to_numpy(
+            dtype="float64")
+        ax.set_ylim(float(np.min(all_mb)) / 3, float(np.max(all_mb)) * 3)
+        ax.set_xlabel("payload size per transfer (log scale)")
+        ax.set_ylabel("MB/s (10⁶ bytes per second, log scale)")
+        ax.grid(which="major", alpha=0.3)
+        fig.legend(loc="outside right center")
+    return fig
+
+
 # --------------------------------------------------------------------------------------
 # All charts, and writing them
 
@@ -619,16 +716,21 @@ def start_methods_figure(df: pd.DataFrame, rounds: pd.DataFrame | None = None) -
 def build_figures(df: pd.DataFrame, rounds: pd.DataFrame | None = None) -> dict[str, Figure]:
     """Every chart of a run, by file name, in the order the HTML page shows them.
 
-    ``throughput-<op>.png`` and ``scaling-<op>.png`` per operation, ``lost-updates.png``
-    always, ``start-methods.png`` only when ok rows span more than one start method.
-    Bulk-transfer bandwidth charts (operation ``transfer``, ``payload_bytes > 0``) belong
-    here later; today transfers get the same throughput/scaling charts, labelled by size.
+    ``throughput-<op>.png`` and ``scaling-<op>.png`` per operation, ``bandwidth-<op>.png``
+    instead for bulk transfers (rows with ``payload_bytes > 0``: ops/s of different sizes do
+    not compare), ``lost-updates.png`` always, ``start-methods.png`` only when ok rows span
+    more than one start method.
     """
     figures: dict[str, Figure] = {}
-    for op in operations(df):
+    ops = operations(df)
+    bulk = [op for op in ops if is_bulk(df[df["operation"] == op])]
+    counted = [op for op in ops if op not in bulk]
+    for op in counted:
         figures[f"throughput-{op}.png"] = throughput_figure(df, op, rounds)
-    for op in operations(df):
+    for op in counted:
         figures[f"scaling-{op}.png"] = scaling_figure(df, op, rounds)
+    for op in bulk:
+        figures[f"bandwidth-{op}.png"] = bandwidth_figure(df, op, rounds)
     figures["lost-updates.png"] = lost_updates_figure(df, rounds)
     if len(start_methods(df)) > 1:
         figures["start-methods.png"] = start_methods_figure(df, rounds)
@@ -638,7 +740,7 @@ def build_figures(df: pd.DataFrame, rounds: pd.DataFrame | None = None) -> dict[
 #: File names :func:`render_all` owns in the output directory; stale ones from an earlier
 #: run are removed so index.html never sits beside an outdated chart. Others (compare.png)
 #: are left alone.
-_OWNED_PATTERNS = ("throughput-*.png", "scaling-*.png", "lost-updates.png",
+_OWNED_PATTERNS = ("throughput-*.png", "scaling-*.png", "bandwidth-*.png", "lost-updates.png",
                    "start-methods.png", "index.html")
 
 
