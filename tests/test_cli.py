@@ -63,7 +63,7 @@ def test_report_findings_come_from_the_data(run_csv, capsys):
     assert "| increment | `value/lock` | 400 ns |" in out
     assert "(375× slower)" in out
     assert "**25.0 %**" in out  # value/none at 2 processes lost 1500 of 6000
-    assert "10 ns per operation, 2.5 %" in out
+    assert "10 ns per operation, 2.5 % of the fastest operation on state shared" in out
 
 
 def test_report_check_fails_on_error_rows(tmp_path, capsys):
@@ -91,3 +91,18 @@ def test_report_missing_file_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "no such file" in err
+
+
+def test_report_lists_transfers_in_mb_per_second(capsys):
+    from pathlib import Path
+
+    import pandas as pd
+
+    csv = Path(__file__).parent / "data" / "plot_transfer.csv"
+    assert main(["report", str(csv)]) == 0
+    out = capsys.readouterr().out
+    assert "| transfer (MB/s) |" in out
+    df = pd.read_csv(csv)
+    big = df[(df["mechanism"] == "shm-numpy") & (df["payload_bytes"] == df["payload_bytes"].max())]
+    gbs = float(big["throughput_ops_s"].iloc[0]) * int(big["payload_bytes"].iloc[0]) / 1e9
+    assert f"`shm-numpy` moves {gbs:.3g} GB/s" in out

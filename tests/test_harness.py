@@ -95,8 +95,9 @@ def test_start_up_is_not_timed(no_leaks):
     assert slow.status == fast.status == "ok"
     assert slow.setup_s >= 0.5
     assert fast.setup_s < 0.5
-    assert max(slow.round_seconds) < 0.1  # rounds target 10 ms; 0.5 s would show
-    assert 0.3 < min(slow.round_seconds) / max(fast.round_seconds) < 3
+    # Rounds target 10 ms; had the 0.5 s attach been timed, every round would exceed it.
+    assert max(slow.round_seconds) < 0.25
+    assert sorted(slow.round_seconds)[1] < 5 * sorted(fast.round_seconds)[1] + 0.02
 
 
 def test_calibration_against_a_fake_clock():

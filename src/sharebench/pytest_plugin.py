@@ -258,7 +258,8 @@ def cases(
     sizes = transfer_sizes if operation == "transfer" else (0,)
     out: list[Case] = []
     for mech in all_mechanisms(operation):
-        for method in methods:
+        # Threads share one process: the start method changes nothing, so measure them once.
+        for method in methods if mech.workers_kind == "process" else methods[:1]:
             for p in processes:
                 try:
                     validate(mech, p, method)

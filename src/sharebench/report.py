@@ -82,6 +82,52 @@ def findings_table(df: pd.DataFrame, start_method: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def _bytes(n: int) -> str:
+    from sharebench.results import format_bytes
+
+    return format_bytes(n)
+
+
+def transfer_table(df: pd.DataFrame) -> str:
+    """Bulk transfers: MB/s per mechanism (rows) and payload size (columns); empty if none."""
+    rows = [r for r in _rows(df) if int(r["payload_bytes"]) > 0 and r["status"] == "ok"]
+    if not rows:
+        return ""
+    sizes = sorted({int(r["payload_bytes"]) for r in rows})
+    by_mech: dict[str, dict[int, float]] = {}
+    for r in rows:
+        label = f"`{r['mechanism']}/{r['sync']}`"
+        rate = float(r["throughput_ops_s"]) * int(r["payload_bytes"]) / 1e6
+        by_mech.setdefault(label, {})[int(r["payload_bytes"])] = rate
+    head = ["transfer (MB/s)", *(_bytes(n) for n in sizes)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    biggest = sizes[-1]
+    for label, rates in sorted(by_mech.items(), key=lambda kv: -kv[1].get(biggest, 0.0)):
+        cells = [label] + [_si(rates[n]) if n in rates else "" for n in sizes]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def transfer_headline(df: pd.DataFrame) -> list[str]:
+    """How close the best inter-process transfer gets to memcpy at the largest size."""
+    rows = [r for r in _rows(df) if int(r["payload_bytes"]) > 0 and r["status"] == "ok"]
+    if not rows:
+        return []
+    biggest = max(int(r["payload_bytes"]) for r in rows)
+    at = [r for r in rows if int(r["payload_bytes"]) == biggest]
+    memcpy = [r for r in at if r["mechanism"] == "memcpy"]
+    real = [r for r in at if r["family"] != "harness"]
+    if not memcpy or not real:
+        return []
+    best = max(real, key=lambda r: float(r["throughput_ops_s"]))
+    limit = float(memcpy[0]["throughput_ops_s"]) * biggest / 1e9
+    got = float(best["throughput_ops_s"]) * biggest / 1e9
+    return [
+        f"Bulk data: at {_bytes(biggest)} `{best['mechanism']}` moves {got:.3g} GB/s between "
+        f"processes, {got / limit:.2f}× of this machine's memcpy ({limit:.3g} GB/s)."
+    ]
+
+
 def headline(df: pd.DataFrame) -> list[str]:
     """The few sentences that answer the suite's question, computed from the data."""
     ok = [r for r in _rows(df) if r["status"] == "ok"]
@@ -94,14 +140,16 @@ def headline(df: pd.DataFrame) -> list[str]:
         return sorted(vals)[len(vals) // 2] if vals else None
 
     noop = ns("noop", "none", "increment")
-    real = [r for r in ok if r["family"] != "harness" and int(r["processes"]) == 1]
+    # Real = shared between processes; threads in one process are a baseline, like reference.
+    real = [r for r in ok if r["family"] != "harness" and int(r["processes"]) == 1
+            and r["workers_kind"] == "process" and int(r["payload_bytes"]) == 0]
     if noop is not None and real:
         fastest = min(real, key=lambda r: float(r["ns_per_op"]))
         out.append(
             f"Harness overhead: the empty loop costs {_ns(noop)} per operation, "
-            f"{100 * noop / float(fastest['ns_per_op']):.1f} % of the fastest real operation "
-            f"(`{fastest['mechanism']}/{fastest['sync']}` {fastest['operation']}, "
-            f"{_ns(float(fastest['ns_per_op']))})."
+            f"{100 * noop / float(fastest['ns_per_op']):.1f} % of the fastest operation on "
+            f"state shared between processes (`{fastest['mechanism']}/{fastest['sync']}` "
+            f"{fastest['operation']}, {_ns(float(fastest['ns_per_op']))})."
         )
     value_lock = ns("value", "lock", "increment")
     manager_lock = ns("manager-value", "lock", "increment")
@@ -145,7 +193,11 @@ def findings_markdown(df: pd.DataFrame) -> str:
     if errors:
         parts.append(f"- {len(errors)} benchmark(s) failed: "
                      + "; ".join(f"`{r['benchmark']}`: {r['status']}" for r in errors))
+    parts += [f"- {line}" for line in transfer_headline(df)]
     parts += ["", findings_table(df)]
+    transfers = transfer_table(df)
+    if transfers:
+        parts += ["", transfers]
     return "\n".join(parts)
 
 

@@ -292,7 +292,7 @@ class Services:
 
     def configure(self, mech: Mechanism, harness: HarnessConfig) -> HarnessConfig:
         """``harness`` with the resources ``mech`` needs added (the same object if none)."""
-        needs = getattr(mech.store, "needs", ())
+        needs = mech.store.needs
         extra = self.resources(needs) if needs else {}
         if all(harness.resources.get(k) == v for k, v in extra.items()):
             return harness

@@ -76,6 +76,9 @@ class Store:
     #: Upper bound on the rate (ops/s, all workers) this store is ever used at; append stores
     #: are sized from it so calibration never overruns them.
     max_rate: ClassVar[float] = 2e7
+    #: Services the run must provide before this store can be made (``"redis"``,
+    #: ``"manager"``); they arrive in ``StoreSpec.resources`` (see ``sharebench.servers``).
+    needs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, ctx: BaseContext, spec: StoreSpec) -> None:
         self.ctx = ctx
