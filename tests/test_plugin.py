@@ -20,7 +20,7 @@ def test_append(sharebench):
 """
 
 FAST = ["--sharebench-rounds=3", "--sharebench-warmup=0", "--sharebench-round-time=0.01",
-        "-p", "no:cacheprovider"]
+        "--sharebench-passes=1", "-p", "no:cacheprovider"]
 
 
 def test_quick_profile_covers_every_combination():
@@ -144,3 +144,38 @@ def test_bad_bench_options_are_usage_errors(pytester, option, message):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{message}*"])
     assert not (pytester.path / "x.csv").exists()
+
+
+def test_passes_spread_each_benchmark_over_the_run(pytester):
+    """3 passes: every benchmark once per pass, pass-major order, one CSV row with all rounds
+    measured at the k of the first pass."""
+    pytester.makepyfile(test_bench=BENCH)
+    out = pytester.path / "run.csv"
+    result = pytester.runpytest_subprocess(
+        "--sharebench-rounds=4", "--sharebench-passes=3", "--sharebench-warmup=0",
+        "--sharebench-round-time=0.01", "--sharebench-processes=1", "-p", "no:cacheprovider",
+        f"--sharebench-csv={out}", "-k", "rawvalue-lock or shm-lock-append", "-v",
+    )
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines([
+        "*test_increment[[]rawvalue-lock-increment-p1-fork-pass1[]]*",
+        "*test_append[[]shm-lock-append-p1-fork-pass1[]]*",
+        "*test_increment[[]rawvalue-lock-increment-p1-fork-pass2[]]*",
+        "*test_append[[]shm-lock-append-p1-fork-pass2[]]*",
+        "*test_increment[[]rawvalue-lock-increment-p1-fork-pass3[]]*",
+        "*test_append[[]shm-lock-append-p1-fork-pass3[]]*",
+    ])
+    df = read_summary(out)
+    assert sorted(df["benchmark"]) == ["rawvalue-lock-increment-p1-fork",
+                                       "shm-lock-append-p1-fork"]
+    assert (df["rounds"] == 4).all()  # 2 + 1 + 1
+    assert (df["issued_ops"] == 4 * df["ops_per_round"]).all()
+    rounds = read_rounds(out.with_name("run.rounds.csv"))
+    assert (rounds.groupby("benchmark")["ops"].nunique() == 1).all()
+
+
+def test_more_passes_than_rounds_is_a_usage_error(pytester):
+    pytester.makepyfile(test_bench=BENCH)
+    result = pytester.runpytest_subprocess("--sharebench-rounds=2", "--sharebench-passes=3")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*passes are integers from 1 to the number of rounds (2)*"])

@@ -466,11 +466,19 @@ class BenchmarkRun:
         self.record.ops_per_worker = self.k
         return self.k
 
-    def warmup(self) -> None:
-        """Discarded rounds at the calibrated k."""
-        for _ in range(self.config.warmup_rounds):
+    def use_k(self, k: int) -> None:
+        """Skip calibration: measure with ``k`` ops per worker (found by an earlier pass)."""
+        if k < 1:
+            raise ConfigError(f"ops per worker must be >= 1, not {k}")
+        self.k = k
+        self.record.ops_per_worker = k
+
+    def warmup(self, rounds: int | None = None) -> None:
+        """Discarded rounds at the calibrated k (``config.warmup_rounds`` by default)."""
+        n = self.config.warmup_rounds if rounds is None else rounds
+        for _ in range(n):
             self._round(self.k, measured=False)
-        self.record.warmup_rounds = self.config.warmup_rounds
+        self.record.warmup_rounds = n
 
     def measure_round(self) -> float:
         """One measured round: its time is recorded and returned."""

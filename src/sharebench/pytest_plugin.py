@@ -6,6 +6,14 @@ the ``sharebench`` fixture); this module turns it into one test per
 runs each through the harness inside ``benchmark.pedantic`` and writes the run's CSVs when the
 session ends. It is inert in test sessions that use none of it.
 
+Passes. On a shared machine the speed drifts over minutes (other tenants, frequency), so
+the rounds of one benchmark taken in a few consecutive seconds all share the same luck, and two
+runs disagree far more than their rounds suggest. Like pyperf, which spreads a benchmark over
+many worker processes, we spread it over time: the run makes ``passes`` (3) passes through the
+whole suite, each benchmark getting its share of the rounds in every pass, with fresh workers
+and the k its first pass calibrated. Its median then averages over the run's whole duration,
+and its rounds show the drift, so a comparison of two runs sees noise as noise.
+
 pytest-benchmark times the target with its own clock around the call; our round time is what
 the *workers* measured (max end − min start), so the fixture's timer is swapped for a
 :class:`WorkerClock` that reports exactly that, divided by the operations of the round (all
@@ -53,6 +61,9 @@ class Profile:
     round_time: float
     #: Payload sizes (bytes) of the ``transfer`` benchmarks.
     transfer_sizes: tuple[int, ...] = ()
+    #: The rounds of each benchmark are split over this many passes through the whole
+    #: suite, each with fresh workers (see the module docstring).
+    passes: int = 3
 
 
 #: 1 KiB to 64 MiB in powers of 4.
@@ -75,20 +86,28 @@ PROFILES: dict[str, Profile] = {
 
 @dataclass(frozen=True)
 class Case:
-    """One parametrised benchmark."""
+    """One parametrised benchmark, in one pass of the run."""
 
     mech: Mechanism
     processes: int
     start_method: str
     #: Bytes per operation (``transfer`` only; 0 otherwise).
     payload_bytes: int = 0
+    pass_index: int = 0
+    passes: int = 1
 
     @property
     def id(self) -> str:
+        """The benchmark's id, as in the CSV: the same in every pass."""
         return benchmark_id(
             self.mech.name, self.mech.sync, self.mech.operation, self.processes,
             self.start_method, self.payload_bytes,
         )
+
+    @property
+    def test_id(self) -> str:
+        """The pytest id: the benchmark id, plus ``-passN`` when the run has passes."""
+        return self.id if self.passes == 1 else f"{self.id}-pass{self.pass_index + 1}"
 
 
 @dataclass
@@ -100,7 +119,12 @@ class BenchState:
     start_methods: tuple[str, ...]
     harness: HarnessConfig
     csv_path: Path
+    passes: int = 1
     records: list[BenchmarkRecord] = field(default_factory=list)
+    #: The record of each benchmark id (passes after the first add their rounds to it) and
+    #: the ops per worker its first pass calibrated (later passes reuse it).
+    by_id: dict[str, BenchmarkRecord] = field(default_factory=dict)
+    k_by_id: dict[str, int] = field(default_factory=dict)
     written: list[Path] = field(default_factory=list)
     run: RunInfo | None = None
     cleaned: list[Segment] = field(default_factory=list)
@@ -150,6 +174,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="measured rounds per benchmark (profile default, >= 1)")
     group.addoption("--sharebench-warmup", default=None, metavar="N",
                     help="discarded rounds after calibration (profile default)")
+    group.addoption("--sharebench-passes", default=None, metavar="N",
+                    help="split each benchmark's rounds over N passes through the suite, "
+                         "with fresh workers each (profile default 3; 1 = all in a row)")
     group.addoption("--sharebench-round-timeout", default="30", metavar="SECONDS",
                     help="a round longer than this is a hung worker: error (30)")
     group.addoption("--sharebench-csv", default=None, metavar="PATH",
@@ -224,6 +251,12 @@ def _parse_state(config: pytest.Config) -> BenchState:
         )
     except ConfigError as exc:
         raise pytest.UsageError(f"sharebench: {exc}") from None
+    passes = number("--sharebench-passes", profile.passes, int)
+    if not 1 <= passes <= harness.rounds:
+        raise pytest.UsageError(
+            f"--sharebench-passes: {passes} is not valid; passes are integers from 1 to the "
+            f"number of rounds ({harness.rounds})"
+        )
 
     raw_csv = opt("--sharebench-csv")
     csv_path = (
@@ -235,7 +268,8 @@ def _parse_state(config: pytest.Config) -> BenchState:
         services = Services.from_options(opt("--redis-url"), opt("--manager-address"))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    return BenchState(name, processes, methods, harness, csv_path, services=services)
+    return BenchState(name, processes, methods, harness, csv_path, services=services,
+                      passes=passes)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -252,9 +286,10 @@ def cases(
     processes: tuple[int, ...],
     methods: tuple[str, ...],
     transfer_sizes: tuple[int, ...] = (),
+    passes: int = 1,
 ) -> list[Case]:
     """Every valid combination for one operation, in registry order; ``transfer`` benchmarks
-    once per payload size."""
+    once per payload size; everything once per pass (collection puts the passes in order)."""
     sizes = transfer_sizes if operation == "transfer" else (0,)
     out: list[Case] = []
     for mech in all_mechanisms(operation):
@@ -265,7 +300,11 @@ def cases(
                     validate(mech, p, method)
                 except ConfigError:
                     continue  # e.g. the single-process harness yardsticks at p > 1
-                out.extend(Case(mech, p, method, size) for size in sizes)
+                out.extend(
+                    Case(mech, p, method, size, i, passes)
+                    for i in range(passes)
+                    for size in sizes
+                )
     return out
 
 
@@ -281,8 +320,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
     state = metafunc.config.stash[_STATE]
     found = cases(operation, state.processes, state.start_methods,
-                  PROFILES[state.profile].transfer_sizes)
-    metafunc.parametrize("sharebench", found, ids=[c.id for c in found], indirect=True)
+                  PROFILES[state.profile].transfer_sizes, state.passes)
+    metafunc.parametrize("sharebench", found, ids=[c.test_id for c in found], indirect=True)
+
+
+def _pass_of(item: pytest.Item) -> int:
+    callspec = getattr(item, "callspec", None)
+    case = callspec.params.get("sharebench") if callspec is not None else None
+    return case.pass_index if isinstance(case, Case) else -1
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Pass 1 of every benchmark, then pass 2 of every benchmark, ...: a benchmark's rounds
+    are spread over the whole run instead of a few consecutive seconds (stable sort, so the
+    order within a pass is the usual one)."""
+    items[:] = sorted(items, key=_pass_of)
 
 
 class WorkerClock:
@@ -321,14 +374,23 @@ class SharebenchFixture:
             self.state.start_run()
         # Networked benchmarks get their server's address (redis-server starts at the first).
         cfg = self.state.harness = self.state.services.configure(case.mech, cfg)
+        earlier = self.state.by_id.get(case.id)
+        if earlier is not None and earlier.status != "ok":
+            pytest.skip(f"{case.id}: not measured again after: {earlier.status}")
+        rounds = self._rounds_in_pass()
         run = BenchmarkRun(case.mech, case.processes, case.start_method, cfg,
                            payload_bytes=case.payload_bytes)
         try:
             with run:
-                run.calibrate()
-                run.warmup()
-                self._pedantic(run)
-                while len(run.record.round_seconds) < cfg.rounds:  # --benchmark-disable
+                k = self.state.k_by_id.get(case.id)
+                if k is None:
+                    self.state.k_by_id[case.id] = run.calibrate()
+                    run.warmup()
+                else:  # the same k in every pass, so all rounds measure the same thing
+                    run.use_k(k)
+                    run.warmup(min(1, cfg.warmup_rounds))
+                self._pedantic(run, rounds)
+                while len(run.record.round_seconds) < rounds:  # --benchmark-disable
                     run.measure_round()
         except Unavailable as exc:
             run.record.status = f"skipped: {one_line(exc)}"
@@ -338,19 +400,40 @@ class SharebenchFixture:
             run.record.status = "error: interrupted"
             raise
         finally:
-            self.state.records.append(run.record)
-        if run.record.status.startswith("skipped:"):
-            pytest.skip(f"{case.id}: {run.record.status}")
+            record = self._merge(run.record)
+        if record.status.startswith("skipped:"):
+            pytest.skip(f"{case.id}: {record.status}")
         if run.record.status == "ok":
             error = run.verification_error()
             if error:
-                run.record.status = f"error: {error}"
+                record.status = run.record.status = f"error: {error}"
         self._extra_info(run.record)
         if run.record.status != "ok":
             pytest.fail(f"{case.id}: {run.record.status}", pytrace=False)
-        return run.record
+        return record
 
-    def _pedantic(self, run: BenchmarkRun) -> None:
+    def _rounds_in_pass(self) -> int:
+        """This pass's share of the benchmark's rounds (earlier passes take the remainder)."""
+        total, passes = self.state.harness.rounds, self.case.passes
+        return total // passes + (1 if self.case.pass_index < total % passes else 0)
+
+    def _merge(self, rec: BenchmarkRecord) -> BenchmarkRecord:
+        """The benchmark's one record for the CSV: the first pass's, plus later rounds."""
+        first = self.state.by_id.get(self.case.id)
+        if first is None:
+            self.state.by_id[self.case.id] = rec
+            self.state.records.append(rec)
+            return rec
+        first.round_seconds.extend(rec.round_seconds)
+        first.round_lost.extend(rec.round_lost)
+        first.issued_ops += rec.issued_ops
+        first.lost_updates += rec.lost_updates
+        first.duplicates += rec.duplicates
+        if rec.status != "ok":
+            first.status = rec.status
+        return first
+
+    def _pedantic(self, run: BenchmarkRun, rounds: int) -> None:
         bm = self.benchmark
         bm.group = f"{self.case.mech.operation} p{self.case.processes} {self.case.start_method}"
         clock = WorkerClock()
@@ -359,7 +442,7 @@ class SharebenchFixture:
         bm._timer = clock
         bm.pedantic(
             lambda: clock.set(run.measure_round() / run.record.ops_per_round),
-            rounds=self.state.harness.rounds,
+            rounds=rounds,
             iterations=1,
             warmup_rounds=0,
         )
