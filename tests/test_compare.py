@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from sharebench import cli
 from sharebench.compare import (
     COMPARE_COLUMNS,
+    COMPARE_SCHEMA_VERSION,
+    MIN_FOR_NOISE,
     FASTER,
     INSUFFICIENT,
     NOT_COMPARED,
@@ -455,7 +457,7 @@ def test_cli_flags_the_regression_and_writes_csv_and_png(
 
     table = pd.read_csv(out / "compare.csv", keep_default_na=False)
     assert tuple(table.columns) == COMPARE_COLUMNS
-    assert set(table["schema_version"]) == {1}
+    assert set(table["schema_version"]) == {COMPARE_SCHEMA_VERSION}
     assert set(table["baseline_run_id"]) == {"run-A"}
     assert set(table["current_run_id"]) == {"run-B"}
     assert table.loc[table["regression"], "benchmark"].tolist() == [slowed]
@@ -609,3 +611,56 @@ def test_compare_csv_text_round_trips() -> None:
     text = compare_csv_text(result)
     assert text.splitlines()[0] == ",".join(COMPARE_COLUMNS)
     assert len(text.splitlines()) == 1 + len(keys)
+
+
+
+def _run_level_noise(keys: Mapping[Key, float], rng: np.random.Generator,
+                     sigma: float) -> dict[Key, float]:
+    """Each benchmark gets its own run-level luck (lognormal, sigma): what two runs on a
+    shared machine look like even when nothing changed."""
+    return {k: float(rng.lognormal(0.0, sigma)) for k in keys}
+
+
+def test_noise_floor_keeps_run_to_run_wobble_from_failing_ci() -> None:
+    """Per-benchmark run-level shifts of ~8 % with tight rounds (2 %): Mann-Whitney alone
+    calls several "significant regressions"; the noise floor (3.5 x spread across all
+    benchmarks) calls none."""
+    keys = bench_keys(40)
+    rng = np.random.default_rng(3)
+    base = make_records(keys, rng, cv=0.02, scale=_run_level_noise(keys, rng, 0.08))
+    cur = make_records(keys, rng, cv=0.02, scale=_run_level_noise(keys, rng, 0.08))
+    without = compare_records(base, cur, rule=RegressionRule(noise=0))
+    with_floor = compare_records(base, cur)
+    assert len(without.regressions) >= 3
+    assert with_floor.regressions.empty
+    assert 0.05 < with_floor.run_noise < 0.2
+    assert (with_floor.compared["noise_floor"] > 0.2).all()
+    noted = with_floor.table[with_floor.table["note"].str.contains("within the noise floor")]
+    assert set(noted["benchmark"]) == set(without.regressions["benchmark"])
+
+
+def test_noise_floor_still_catches_a_slowdown_of_everything() -> None:
+    """The spread is taken around the median ratio: a uniform 25 % slowdown (same machine,
+    no normalisation) moves every ratio and widens nothing, so all are regressions."""
+    keys = bench_keys(20)
+    rng = np.random.default_rng(4)
+    slower = {k: 1 / 1.25 for k in keys}
+    result = compare_records(make_records(keys, rng, cv=0.03),
+                             make_records(keys, rng, cv=0.03, scale=slower))
+    assert result.run_noise < 0.03
+    assert len(result.regressions) == len(keys)
+
+
+def test_noise_floor_needs_enough_benchmarks() -> None:
+    keys = bench_keys(MIN_FOR_NOISE - 2)  # plus the reference: one short of the minimum
+    rng = np.random.default_rng(5)
+    result = compare_records(make_records(keys, rng), make_records(keys, rng))
+    assert result.run_noise == 0.0
+    assert (result.compared["noise_floor"] == 0.0).all()
+
+
+def test_noise_option_is_validated() -> None:
+    with pytest.raises(RuleError, match="noise 'lots' not understood"):
+        RegressionRule.parse("10%", "0.01", "lots")
+    with pytest.raises(RuleError, match="noise -1.0 must be a finite number >= 0"):
+        RegressionRule.parse("10%", "0.01", "-1")

@@ -19,6 +19,17 @@ A **regression** is ``slower`` *and* beyond the threshold: each operation takes 
 ``1 + threshold`` times as long (``ratio < 1 / (1 + threshold)``); ``--threshold 100%`` gates
 on a 2x slowdown only.
 
+Noise floor. Rounds of one run are not independent draws of "the machine": on a shared machine
+the speed drifts between runs more than between the rounds of one run (the suite spreads each
+benchmark over three passes to let its rounds see that drift, but a run still has its own
+luck). Each comparison therefore measures the run-to-run noise it is looking at:
+``sigma_run`` is the robust spread (1.4826 x median absolute deviation) of the log ratios of
+*all* compared benchmarks — most benchmarks do not change between two runs, so their spread is
+the noise. A regression must also be slower than ``exp(k * sigma_run)``, ``k = noise`` (3.5 by
+default; 0 turns the floor off). A uniform slowdown of everything does not widen the floor
+(the spread is taken around the median), so it is still caught; with fewer than
+:data:`MIN_FOR_NOISE` benchmarks compared ``sigma_run`` is taken as 0.
+
 Machine normalisation: every run holds a reference benchmark (one process incrementing a plain
 Python int, shares nothing). With normalisation on, each run's round throughputs are divided by
 the median throughput of its own reference, so a uniformly faster or slower machine cancels
@@ -28,6 +39,8 @@ Compare CSV format history (bump :data:`COMPARE_SCHEMA_VERSION` on any change a 
 notice):
 
 * 1 — first version: see :data:`COMPARE_COLUMNS`.
+* 2 — ``noise`` (the k of the noise floor), ``run_noise`` (sigma_run) and per-row
+  ``noise_floor`` (the slowdown, as a fraction of time per op, that noise can explain).
 """
 
 from __future__ import annotations
@@ -55,7 +68,10 @@ if TYPE_CHECKING:
 
     FloatArray = npt.NDArray[np.float64]
 
-COMPARE_SCHEMA_VERSION = 1
+COMPARE_SCHEMA_VERSION = 2
+
+#: Fewer compared benchmarks than this give no usable estimate of the run-to-run spread.
+MIN_FOR_NOISE = 8
 
 NormalizeMode = Literal["auto", "on", "off"]
 NORMALIZE_MODES: tuple[str, ...] = ("auto", "on", "off")
@@ -97,6 +113,8 @@ COMPARE_COLUMNS: tuple[str, ...] = (
     "machine_ratio",
     "threshold",
     "alpha",
+    "noise",
+    "run_noise",
     # metrics
     "baseline_rounds",
     "current_rounds",
@@ -108,6 +126,7 @@ COMPARE_COLUMNS: tuple[str, ...] = (
     "p_value",
     "p_holm",
     "p_floor",
+    "noise_floor",
     "verdict",
     "regression",
     "note",
@@ -186,17 +205,30 @@ class RegressionRule:
 
     threshold: float = 0.10
     alpha: float = 0.01
+    #: k of the noise floor (multiples of the run-to-run spread); 0 disables it.
+    noise: float = 3.5
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.threshold) and self.threshold >= 0):
             raise RuleError(f"threshold {self.threshold!r} must be a finite number >= 0")
         if not 0 < self.alpha < 1:
             raise RuleError(f"alpha {self.alpha!r} must lie strictly between 0 and 1")
+        if not (math.isfinite(self.noise) and self.noise >= 0):
+            raise RuleError(f"noise {self.noise!r} must be a finite number >= 0")
 
     @classmethod
-    def parse(cls, threshold: str | float = "10%", alpha: str | float = "0.01") -> RegressionRule:
-        """Build a rule from command-line strings such as ``"10%"`` and ``"0.01"``."""
-        return cls(parse_threshold(threshold), parse_alpha(alpha))
+    def parse(
+        cls,
+        threshold: str | float = "10%",
+        alpha: str | float = "0.01",
+        noise: str | float = 3.5,
+    ) -> RegressionRule:
+        """Build a rule from command-line strings such as ``"10%"``, ``"0.01"``, ``"3.5"``."""
+        try:
+            k = float(noise)
+        except ValueError:
+            raise RuleError(f"noise {noise!r} not understood; write e.g. 3.5 (0 = off)") from None
+        return cls(parse_threshold(threshold), parse_alpha(alpha), k)
 
     @property
     def min_ratio(self) -> float:
@@ -209,9 +241,11 @@ class RegressionRule:
 
     def describe(self) -> str:
         """``'slower by more than 10% (time per op), significant at alpha 0.01 (Holm)'``."""
+        floor = (f", and beyond the noise floor ({self.noise:g} x the run-to-run spread)"
+                 if self.noise > 0 else "")
         return (
             f"slower by more than {_format_pct(self.threshold)} (time per op) and significant "
-            f"at alpha {self.alpha:g} after Holm's correction"
+            f"at alpha {self.alpha:g} after Holm's correction{floor}"
         )
 
 
@@ -478,6 +512,8 @@ class Comparison:
     current: RunIdentity
     normalization: Normalization
     rule: RegressionRule
+    #: sigma_run: robust spread of the log ratios (see the module docstring).
+    run_noise: float = 0.0
 
     @property
     def compared(self) -> pd.DataFrame:
@@ -572,6 +608,7 @@ def compare_runs(
             machine_ratio=norm.machine_ratio,
             threshold=rule.threshold,
             alpha=rule.alpha,
+            noise=rule.noise,
             regression=False,
             note="",
         )
@@ -624,13 +661,19 @@ def compare_runs(
         pvalues.append(p)
     adjusted = holm(pvalues)
     family = len(tested)
+    run_noise, floors_b = noise_floors([x for _, x, _ in tested], [y for _, _, y in tested],
+                                       rule.noise)
     # Holm multiplies the smallest p by the family size, and no p can be below its own floor:
     # a benchmark whose adjusted p can never reach alpha gets "insufficient data".
     floors = [min_attainable_p(len(x), len(y), _has_ties(x, y)) for _, x, y in tested]
     global_floor = min(floors, default=1.0) * family
-    for (i, _x, _y), p_adj, floor in zip(tested, adjusted, floors, strict=True):
+    for (i, _x, _y), p_adj, floor, noise_floor in zip(
+        tested, adjusted, floors, floors_b, strict=True
+    ):
         row = rows[i]
         row["p_holm"] = float(p_adj)
+        row["noise_floor"] = noise_floor
+        row["run_noise"] = run_noise
         row["p_floor"] = min(1.0, max(floor, global_floor))
         if row["p_floor"] > rule.alpha:
             row["verdict"] = INSUFFICIENT
@@ -642,11 +685,37 @@ def compare_runs(
             row["verdict"] = FASTER if row["ratio"] > 1 else SLOWER
         else:
             row["verdict"] = SAME
-        row["regression"] = bool(row["verdict"] == SLOWER and rule.beyond(row["ratio"]))
+        beyond = row["verdict"] == SLOWER and rule.beyond(row["ratio"])
+        within_noise = row["ratio"] >= 1.0 / (1.0 + noise_floor)
+        if beyond and within_noise:
+            row["note"] = (f"slower by more than the threshold, but within the noise floor "
+                           f"({_format_pct(noise_floor)})")
+        row["regression"] = bool(beyond and not within_noise)
 
     table = pd.DataFrame(rows, columns=list(COMPARE_COLUMNS))
     table["regression"] = table["regression"].astype(bool)
-    return Comparison(table, base_id, cur_id, norm, rule)
+    return Comparison(table, base_id, cur_id, norm, rule, run_noise)
+
+
+def noise_floors(
+    baseline: Sequence[FloatArray], current: Sequence[FloatArray], k: float
+) -> tuple[float, list[float]]:
+    """``(sigma_run, floors)``: the run-to-run spread of the log ratios of medians across all
+    benchmarks, and per benchmark the slowdown (fraction of time per op) that
+    ``k * sigma_run`` of noise explains; see the module docstring.
+
+    The floor is the same for every benchmark today; it is a list so a per-benchmark noise
+    model (e.g. learned from the history of runs) can refine it without changing callers."""
+    import numpy as np
+
+    if k <= 0 or not baseline:
+        return 0.0, [0.0] * len(baseline)
+    lr = np.array([np.log(np.median(y)) - np.log(np.median(x))
+                   for x, y in zip(baseline, current, strict=True)])
+    sigma_run = 0.0
+    if lr.size >= MIN_FOR_NOISE:
+        sigma_run = float(1.4826 * np.median(np.abs(lr - np.median(lr))))
+    return sigma_run, [float(np.expm1(k * sigma_run))] * len(baseline)
 
 
 # --------------------------------------------------------------------------------------
@@ -714,6 +783,8 @@ def markdown_report(comparison: Comparison) -> str:
         f"- {c.normalization.describe()}",
         f"- Regression: {c.rule.describe()}; {len(compared)} benchmarks compared, "
         f"99% bootstrap CI of the throughput ratio, ratio > 1 = faster",
+        f"- Run-to-run spread of the log ratios (sigma_run): {c.run_noise:.3f}"
+        f" (±{math.expm1(c.run_noise) * 100:.1f} %)",
         "",
     ]
     ordered = compared.assign(
@@ -721,7 +792,7 @@ def markdown_report(comparison: Comparison) -> str:
                    for r, v in zip(compared["regression"], compared["verdict"], strict=True)]
     ).sort_values(["_severity", "ratio"], kind="stable")
     header = ["benchmark", f"baseline {unit}", f"current {unit}", "ratio", "99% CI",
-              "p (Holm)", "verdict"]
+              "p (Holm)", "noise floor", "verdict"]
     body = []
     for r in _records(ordered):
         verdict = "**REGRESSION**" if r["regression"] else str(r["verdict"])
@@ -733,10 +804,11 @@ def markdown_report(comparison: Comparison) -> str:
             f"{r['ratio']:.3f}",
             f"{r['ci_low']:.3f}-{r['ci_high']:.3f}",
             _fmt_p(r["p_holm"]),
+            f"{r['noise_floor'] * 100:.0f}%" if math.isfinite(r["noise_floor"]) else "",
             verdict,
         ])
     if body:
-        lines.append(_pipe_table(header, body, right={1, 2, 3, 4, 5}))
+        lines.append(_pipe_table(header, body, right={1, 2, 3, 4, 5, 6}))
         lines.append("")
     for verdict, title in ((ONLY_BASELINE, "Only in baseline"), (ONLY_CURRENT, "Only in current")):
         names = c.listed(verdict)

@@ -36,6 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="family-wise significance level after Holm's correction (default 0.01)",
     )
     parser.add_argument(
+        "--noise", default="3.5", metavar="K",
+        help="noise floor: a regression must also exceed K times the run-to-run spread "
+             "measured across all benchmarks of the two runs (default 3.5; 0 = off)",
+    )
+    parser.add_argument(
         "--normalize", choices=("auto", "on", "off"), default="auto",
         help="divide each run's throughputs by its own reference benchmark first; auto "
              "(default) = on when hostname, CPU model or CPU count differ",
@@ -57,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from sharebench.plot_compare import compare_figure, save_png
 
     try:
-        rule = RegressionRule.parse(args.threshold, args.alpha)
+        rule = RegressionRule.parse(args.threshold, args.alpha, args.noise)
     except RuleError as exc:
         raise UsageError(str(exc)) from None
 
