@@ -17,9 +17,9 @@ from sharebench import cli
 from sharebench.compare import (
     COMPARE_COLUMNS,
     COMPARE_SCHEMA_VERSION,
-    MIN_FOR_NOISE,
     FASTER,
     INSUFFICIENT,
+    MIN_FOR_NOISE,
     NOT_COMPARED,
     ONLY_BASELINE,
     ONLY_CURRENT,
@@ -644,7 +644,7 @@ def test_noise_floor_still_catches_a_slowdown_of_everything() -> None:
     no normalisation) moves every ratio and widens nothing, so all are regressions."""
     keys = bench_keys(20)
     rng = np.random.default_rng(4)
-    slower = {k: 1 / 1.25 for k in keys}
+    slower = dict.fromkeys(keys, 1 / 1.25)
     result = compare_records(make_records(keys, rng, cv=0.03),
                              make_records(keys, rng, cv=0.03, scale=slower))
     assert result.run_noise < 0.03
@@ -662,5 +662,5 @@ def test_noise_floor_needs_enough_benchmarks() -> None:
 def test_noise_option_is_validated() -> None:
     with pytest.raises(RuleError, match="noise 'lots' not understood"):
         RegressionRule.parse("10%", "0.01", "lots")
-    with pytest.raises(RuleError, match="noise -1.0 must be a finite number >= 0"):
+    with pytest.raises(RuleError, match=r"noise -1\.0 must be a finite number >= 0"):
         RegressionRule.parse("10%", "0.01", "-1")

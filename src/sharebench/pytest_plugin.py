@@ -73,8 +73,9 @@ _TRANSFER_SIZES_QUICK = tuple(1024 * 4**i for i in (0, 3, 6, 8))
 
 PROFILES: dict[str, Profile] = {
     # What `nox -s bench` runs: every mechanism at 1, 2 and 4 processes (4 > cores on
-    # purpose: contention), fork only, transfers at 4 sizes; about 2.5 minutes on 2 cores.
-    "quick": Profile((1, 2, 4), ("fork",), rounds=15, warmup_rounds=2, round_time=0.05,
+    # purpose: contention), fork only, transfers at 4 sizes, 12 rounds in 3 passes of 4;
+    # under 3 minutes on 2 cores.
+    "quick": Profile((1, 2, 4), ("fork",), rounds=12, warmup_rounds=2, round_time=0.05,
                      transfer_sizes=_TRANSFER_SIZES_QUICK),
     # Every start method and 8 processes; more rounds for tighter medians.
     "full": Profile(
