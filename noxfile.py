@@ -1,10 +1,12 @@
-"""Sessions: ``tests`` and ``lint`` (default), ``bench``, ``plot``, ``compare``, ``baseline``.
+"""Sessions: ``tests`` and ``lint`` (default); ``bench``, ``plot``, ``compare``, ``baseline``.
 
 Dependencies come from pyproject.toml (project dependencies and dependency groups), so
 this file never lists a package of its own.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import nox
 
@@ -43,7 +45,11 @@ def bench(session: nox.Session) -> None:
     # anyway, then `report --check` fails the session if any row is an error.
     session.run("pytest", "bench", *session.posargs, success_codes=[0, 1])
     csv = _option(session.posargs, "--sharebench-csv") or "results/latest.csv"
-    session.run("sharebench", "plot", csv, "--out", "plots")
+    # The committed charts in plots/ belong to the default run; another CSV gets its charts
+    # beside it (results/mine.csv -> results/mine-plots/), so a side run never replaces them.
+    default = Path(csv).resolve() == Path("results/latest.csv").resolve()
+    plots = "plots" if default else str(Path(csv).with_name(Path(csv).stem + "-plots"))
+    session.run("sharebench", "plot", csv, "--out", plots)
     session.run("sharebench", "report", csv, "--check")
 
 

@@ -86,3 +86,14 @@ SIGKILLED = RAWLOCK.replace(loop=sigkill_self_loop)
 MANAGER_KILLED = get("manager-list", "atomic", "append").replace(
     store=ManagerKillStore, loop=kill_manager_loop)
 HANG_SHM = get("shm", "lock", "increment").replace(name="hang-shm", loop=ready_then_hang_loop)
+
+
+class BrokenReadStore(RawValueStore):
+    """The parent's read-back fails with an exception the harness has no special case for
+    (as redis-py's ConnectionError or a dead Manager's EOFError would)."""
+
+    def read_counter(self) -> int:
+        raise LookupError("the counter went away")
+
+
+BROKEN_READ = RAWLOCK.replace(store=BrokenReadStore)

@@ -17,6 +17,7 @@ from sharebench import cli
 from sharebench.compare import (
     COMPARE_COLUMNS,
     COMPARE_SCHEMA_VERSION,
+    FAILED_NOW,
     FASTER,
     INSUFFICIENT,
     MIN_FOR_NOISE,
@@ -90,6 +91,7 @@ def make_records(
     scale: Mapping[Key, float] | None = None,
     machine: float = 1.0,
     status: Mapping[Key, str] | None = None,
+    passes: int = 1,
 ) -> list[BenchmarkRecord]:
     """One record per benchmark; round throughputs are lognormal around the given median.
 
@@ -113,6 +115,7 @@ def make_records(
                 start_method=sm,
                 ops_per_worker=OPS_PER_WORKER,
                 round_seconds=[float(s) for s in ops / per_round],
+                round_pass=[i * passes // rounds for i in range(rounds)],
                 issued_ops=ops * rounds,
                 status=status.get(key, "ok"),
             )
@@ -366,15 +369,19 @@ def test_status_and_presence_are_listed_not_compared() -> None:
     base_keys = {k: v for k, v in keys.items() if k != names[1]}
     cur_keys = {k: v for k, v in keys.items() if k != names[2]}
     result = compare_records(
-        make_records(base_keys, rng),
+        make_records(base_keys, rng, status={names[4]: "skipped: no server"}),
         make_records(cur_keys, rng, status={names[3]: "error: TimeoutError: worker hung"}),
     )
     assert result.listed(ONLY_CURRENT) == [name_of(names[1])]
     assert result.listed(ONLY_BASELINE) == [name_of(names[2])]
-    assert result.listed(NOT_COMPARED) == [name_of(names[3])]
+    assert result.listed(NOT_COMPARED) == [name_of(names[4])]
+    # ok in the baseline, broken now: the change broke it, which fails the comparison
+    assert result.listed(FAILED_NOW) == [name_of(names[3])]
     note = result.table.set_index("benchmark").loc[name_of(names[3]), "note"]
-    assert "current: error: TimeoutError" in note
-    assert len(result.compared) == len(keys) - 3
+    assert "now error: TimeoutError" in note
+    assert result.exit_code == 1
+    assert result.regressions.empty
+    assert len(result.compared) == len(keys) - 4
     report = markdown_report(result)
     assert f"Only in current (1): `{name_of(names[1])}`" in report
     assert "worker hung" in report
@@ -507,7 +514,7 @@ def _edit_csv(path: Path, column: str, row: int, value: str) -> None:
     [
         ("missing", "no such file"),
         ("missing-rounds", "cur.rounds.csv: no such file"),
-        ("schema", "schema_version 2, this sharebench reads version 1"),
+        ("schema", "schema_version 99, this sharebench reads version 2"),
         ("nan-time", "column seconds must be a positive number"),
         ("negative-time", "column seconds has a negative value"),
         ("no-common", "no common benchmarks"),
@@ -528,7 +535,7 @@ def test_cli_bad_input_exits_2_with_one_line(
     elif breakage == "missing-rounds":
         rounds_path_for(cur).unlink()
     elif breakage == "schema":
-        _edit_csv(cur, "schema_version", -1, "2")
+        _edit_csv(cur, "schema_version", -1, "99")
     elif breakage == "nan-time":
         _edit_csv(rounds_path_for(cur), "seconds", 3, "")
     elif breakage == "negative-time":
@@ -664,3 +671,37 @@ def test_noise_option_is_validated() -> None:
         RegressionRule.parse("10%", "0.01", "lots")
     with pytest.raises(RuleError, match=r"noise -1\.0 must be a finite number >= 0"):
         RegressionRule.parse("10%", "0.01", "-1")
+
+
+
+def test_a_broad_uneven_slowdown_cannot_hide_behind_the_noise_floor() -> None:
+    """18 of 30 benchmarks slowed by 1.3-2.5x: the spread of the ratios is huge, but the
+    floor is capped by the runs' own pass-to-pass drift (3 passes, 3 % noise), so every
+    slowed benchmark is a regression and nothing else is."""
+    keys = bench_keys(30)
+    names = list(keys)[1:]  # not the reference
+    rng = np.random.default_rng(11)
+    slowed = {k: 1 / float(f) for k, f in zip(names[:18], np.linspace(1.3, 2.5, 18),
+                                              strict=True)}
+    result = compare_records(make_records(keys, rng, cv=0.03, passes=3),
+                             make_records(keys, rng, cv=0.03, passes=3, scale=slowed))
+    assert result.drift < 0.05
+    assert result.run_noise == result.drift  # the spread across benchmarks was capped
+    assert sorted(result.regressions["benchmark"]) == sorted(name_of(k) for k in slowed)
+
+
+def test_every_benchmark_failing_now_fails_the_comparison() -> None:
+    keys = bench_keys(10)
+    rng = np.random.default_rng(12)
+    broken = dict.fromkeys(keys, "error: worker 0 died during round (exit code -9)")
+    result = compare_records(make_records(keys, rng), make_records(keys, rng, status=broken))
+    assert len(result.listed(FAILED_NOW)) == len(keys)
+    assert result.exit_code == 1
+
+
+def test_nothing_comparable_is_unusable_input() -> None:
+    keys = bench_keys(4)
+    rng = np.random.default_rng(13)
+    skipped = dict.fromkeys(keys, "skipped: no redis-server on PATH")
+    with pytest.raises(ResultsError, match="no benchmark could be compared"):
+        compare_records(make_records(keys, rng, status=skipped), make_records(keys, rng))

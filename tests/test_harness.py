@@ -34,7 +34,7 @@ def _pool_round(mech, start_method, processes, k):
     """Create the store, start the pool, run one round of k ops per worker, read it back."""
     ctx = multiprocessing.get_context(start_method)
     try:
-        store = mech.store(ctx, StoreSpec(processes, capacity=processes * k, run_token="t"))
+        store = mech.store(ctx, StoreSpec(processes, capacity=processes * k))  # pid token
     except Unavailable as exc:  # e.g. mmap under spawn: recorded as skipped, never faked
         pytest.skip(str(exc))
     pool = POOLS[mech.workers_kind](ctx, mech, store.handles(), processes, HarnessConfig())
@@ -173,3 +173,19 @@ def test_unknown_mechanism_lists_choices(name, sync, op, message):
 def test_non_positive_round_time_is_refused(round_time):
     with pytest.raises(ConfigError, match="round time"):
         HarnessConfig(round_time=round_time)
+
+
+def test_any_exception_fails_the_benchmark_not_the_run(no_leaks):
+    rec = run_benchmark(faulty.BROKEN_READ, 2, "fork", FAST)
+    assert rec.status == "error: LookupError: the counter went away"
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("inf"), float("nan"), 1e9])
+def test_round_timeout_must_be_a_sane_number(timeout):
+    with pytest.raises(ConfigError, match="round timeout must be a positive number"):
+        HarnessConfig(round_timeout=timeout)
+
+
+def test_round_time_has_an_upper_bound():
+    with pytest.raises(ConfigError, match="round time must be at most 60 s"):
+        HarnessConfig(round_time=3600)

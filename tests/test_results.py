@@ -121,7 +121,8 @@ def _edit(tmp_path, column, value):
 @pytest.mark.parametrize(
     ("column", "value", "message"),
     [
-        ("schema_version", "99", "schema_version 99, this sharebench reads version 1"),
+        ("schema_version", "99",
+         f"schema_version 99, this sharebench reads version {SCHEMA_VERSION}"),
         ("median_s", "fast", "column median_s has non-numeric value 'fast'"),
         ("median_s", "-0.05", "column median_s has a negative value"),
         ("median_s", "0", "median_s must be a positive number in every ok row"),
@@ -161,3 +162,33 @@ def test_duplicate_benchmarks_are_refused(tmp_path):
     (tmp_path / "dup.csv").write_text("\n".join([lines[0], lines[1], lines[1]]) + "\n")
     with pytest.raises(ResultsError, match="appears more than once"):
         read_summary(tmp_path / "dup.csv")
+
+
+def test_an_ok_record_without_rounds_is_written_as_an_error():
+    row = summary_row(record(round_seconds=[], round_lost=[]), RUN)
+    assert row["status"] == "error: no round was measured"
+
+
+def test_rounds_of_an_interrupted_benchmark_are_kept(tmp_path):
+    rec = record(round_seconds=[0.05, 0.05, 0.05], round_lost=[0, 0], round_pass=[0])
+    write_run([rec], RUN, tmp_path / "r.csv")
+    rounds = read_rounds(tmp_path / "r.rounds.csv")
+    assert rounds["lost_updates"].tolist() == [0, 0, 0]
+    assert rounds["pass"].tolist() == [0, 0, 0]
+
+
+def test_unknown_status_is_refused(tmp_path):
+    with pytest.raises(ResultsError, match=r"status '' is not ok, 'error: \.\.\.' or"):
+        read_summary(_edit(tmp_path, "status", ""))
+
+
+def test_round_throughput_must_match_ops_and_seconds(tmp_path):
+    write_run([record()], RUN, tmp_path / "r.csv")
+    path = tmp_path / "r.rounds.csv"
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[1].split(",")
+    cells[header.index("throughput_ops_s")] = "1.0"
+    path.write_text("\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n")
+    with pytest.raises(ResultsError, match="throughput_ops_s is not ops / seconds"):
+        read_rounds(path)

@@ -30,6 +30,11 @@ default; 0 turns the floor off). A uniform slowdown of everything does not widen
 (the spread is taken around the median), so it is still caught; with fewer than
 :data:`MIN_FOR_NOISE` benchmarks compared ``sigma_run`` is taken as 0.
 
+A change that slows *most* benchmarks by different amounts would widen that spread and hide
+itself, so ``sigma_run`` is capped by what the runs themselves show: the spread between the
+passes of each run (:func:`drift_noise`), which no change between the runs can inflate
+(:data:`NO_DRIFT_CAP` when the runs have one pass).
+
 Machine normalisation: every run holds a reference benchmark (one process incrementing a plain
 Python int, shares nothing). With normalisation on, each run's round throughputs are divided by
 the median throughput of its own reference, so a uniformly faster or slower machine cancels
@@ -72,6 +77,8 @@ COMPARE_SCHEMA_VERSION = 2
 
 #: Fewer compared benchmarks than this give no usable estimate of the run-to-run spread.
 MIN_FOR_NOISE = 8
+#: The cap on sigma_run when the runs carry no pass information (one pass each): +-10 %.
+NO_DRIFT_CAP = 0.1
 
 NormalizeMode = Literal["auto", "on", "off"]
 NORMALIZE_MODES: tuple[str, ...] = ("auto", "on", "off")
@@ -84,6 +91,8 @@ INSUFFICIENT = "insufficient data"
 ONLY_BASELINE = "only in baseline"
 ONLY_CURRENT = "only in current"
 NOT_COMPARED = "not compared"
+#: ok in the baseline, an error now: the change broke the benchmark (exit 1, like a regression).
+FAILED_NOW = "failed now"
 COMPARED_VERDICTS: tuple[str, ...] = (FASTER, SLOWER, SAME, INSUFFICIENT)
 
 #: The reference benchmark that normalisation divides by (see the harness).
@@ -483,6 +492,20 @@ def _round_values(rounds: pd.DataFrame) -> dict[Key, FloatArray]:
     return out
 
 
+def pass_spread(rounds: pd.DataFrame) -> dict[Key, float]:
+    """Per benchmark with rounds from at least two passes: the standard deviation of the
+    log median throughput of its passes — the run's own drift, whatever another run did."""
+    import numpy as np
+
+    out: dict[Key, float] = {}
+    logs = rounds.assign(_log=np.log(rounds["throughput_ops_s"].to_numpy(dtype="float64")))
+    medians = logs.groupby([*BENCHMARK_KEY, "pass"], sort=False)["_log"].median()
+    for key, group in medians.groupby(level=list(range(len(BENCHMARK_KEY))), sort=False):
+        if group.size >= 2:
+            out[tuple(key)] = float(group.std(ddof=1))  # type: ignore[arg-type]  # a MultiIndex level tuple
+    return out
+
+
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as dicts keyed by column name (typed for mypy: our columns are strings)."""
     return [{str(k): v for k, v in r.items()} for r in df.to_dict("records")]
@@ -514,6 +537,8 @@ class Comparison:
     rule: RegressionRule
     #: sigma_run: robust spread of the log ratios (see the module docstring).
     run_noise: float = 0.0
+    #: The cap on sigma_run from each run's own pass-to-pass drift.
+    drift: float = math.nan
 
     @property
     def compared(self) -> pd.DataFrame:
@@ -531,8 +556,9 @@ class Comparison:
 
     @property
     def exit_code(self) -> int:
-        """1 if any regression, else 0."""
-        return 1 if len(self.regressions) else 0
+        """1 if any regression or any benchmark that was ok and fails now, else 0."""
+        failed = (self.table["verdict"] == FAILED_NOW).any()
+        return 1 if len(self.regressions) or failed else 0
 
 
 def _name(row: Mapping[str, Any]) -> str:
@@ -593,6 +619,7 @@ def compare_runs(
 
     rows: list[dict[str, Any]] = []
     tested: list[tuple[int, FloatArray, FloatArray]] = []
+    tested_keys: list[Key] = []
     for key in keys:
         b, c = base_rows.get(key), cur_rows.get(key)
         some = b if b is not None else c
@@ -615,6 +642,10 @@ def compare_runs(
         rows.append(row)
         if b is None or c is None:
             row["verdict"] = ONLY_CURRENT if b is None else ONLY_BASELINE
+            continue
+        if b["status"] == STATUS_OK and str(c["status"]).startswith("error"):
+            row["verdict"] = FAILED_NOW
+            row["note"] = f"ok in the baseline, now {c['status']}"
             continue
         if b["status"] != STATUS_OK or c["status"] != STATUS_OK:
             row["verdict"] = NOT_COMPARED
@@ -641,7 +672,13 @@ def compare_runs(
             x = x / _pick_reference(norm.baseline_refs, sm)
             y = y / _pick_reference(norm.current_refs, sm)
         tested.append((len(rows) - 1, x, y))
+        tested_keys.append(key)
 
+    if not tested and not any(r["verdict"] == FAILED_NOW for r in rows):
+        raise ResultsError(
+            f"no benchmark could be compared: {len(rows)} listed, none ok in both runs "
+            "with rounds in both rounds files"
+        )
     pvalues = []
     for i, x, y in tested:
         row = rows[i]
@@ -661,8 +698,9 @@ def compare_runs(
         pvalues.append(p)
     adjusted = holm(pvalues)
     family = len(tested)
+    drift = drift_noise(baseline_rounds, current_rounds, tested_keys)
     run_noise, floors_b = noise_floors([x for _, x, _ in tested], [y for _, _, y in tested],
-                                       rule.noise)
+                                       rule.noise, cap=drift)
     # Holm multiplies the smallest p by the family size, and no p can be below its own floor:
     # a benchmark whose adjusted p can never reach alpha gets "insufficient data".
     floors = [min_attainable_p(len(x), len(y), _has_ties(x, y)) for _, x, y in tested]
@@ -694,15 +732,40 @@ def compare_runs(
 
     table = pd.DataFrame(rows, columns=list(COMPARE_COLUMNS))
     table["regression"] = table["regression"].astype(bool)
-    return Comparison(table, base_id, cur_id, norm, rule, run_noise)
+    return Comparison(table, base_id, cur_id, norm, rule, run_noise, drift)
+
+
+def drift_noise(
+    baseline_rounds: pd.DataFrame, current_rounds: pd.DataFrame, keys: Sequence[Key]
+) -> float:
+    """What each run's own drift says the run-to-run spread of a median can be: the typical
+    (median over benchmarks) pass-to-pass spread ``d``, times ``sqrt(2 / passes)`` (a run's
+    median averages its passes; a ratio has two runs). It is measured *inside* each run, so
+    no change between the runs can inflate it. :data:`NO_DRIFT_CAP` when the runs have fewer
+    than two passes or too few benchmarks to tell."""
+    import numpy as np
+
+    spreads = [pass_spread(baseline_rounds), pass_spread(current_rounds)]
+    per_benchmark = []
+    for key in keys:
+        values = [d[key] for d in spreads if key in d]
+        if values:
+            per_benchmark.append(float(np.sqrt(np.mean(np.square(values)))))
+    if len(per_benchmark) < MIN_FOR_NOISE:
+        return NO_DRIFT_CAP
+    passes = min(int(r["pass"].nunique()) for r in (baseline_rounds, current_rounds))
+    return float(np.sqrt(2.0 / max(passes, 2)) * np.median(per_benchmark))
 
 
 def noise_floors(
-    baseline: Sequence[FloatArray], current: Sequence[FloatArray], k: float
+    baseline: Sequence[FloatArray],
+    current: Sequence[FloatArray],
+    k: float,
+    cap: float = math.inf,
 ) -> tuple[float, list[float]]:
     """``(sigma_run, floors)``: the run-to-run spread of the log ratios of medians across all
-    benchmarks, and per benchmark the slowdown (fraction of time per op) that
-    ``k * sigma_run`` of noise explains; see the module docstring.
+    benchmarks (at most ``cap``), and per benchmark the slowdown (fraction of time per op)
+    that ``k * sigma_run`` of noise explains; see the module docstring.
 
     The floor is the same for every benchmark today; it is a list so a per-benchmark noise
     model (e.g. learned from the history of runs) can refine it without changing callers."""
@@ -715,6 +778,7 @@ def noise_floors(
     sigma_run = 0.0
     if lr.size >= MIN_FOR_NOISE:
         sigma_run = float(1.4826 * np.median(np.abs(lr - np.median(lr))))
+    sigma_run = min(sigma_run, cap)
     return sigma_run, [float(np.expm1(k * sigma_run))] * len(baseline)
 
 
@@ -784,7 +848,8 @@ def markdown_report(comparison: Comparison) -> str:
         f"- Regression: {c.rule.describe()}; {len(compared)} benchmarks compared, "
         f"99% bootstrap CI of the throughput ratio, ratio > 1 = faster",
         f"- Run-to-run spread of the log ratios (sigma_run): {c.run_noise:.3f}"
-        f" (±{math.expm1(c.run_noise) * 100:.1f} %)",
+        f" (±{math.expm1(c.run_noise) * 100:.1f} %; capped at {c.drift:.3f}, the runs' own"
+        f" pass-to-pass drift); noise floor {math.expm1(c.rule.noise * c.run_noise) * 100:.0f} %",
         "",
     ]
     ordered = compared.assign(
@@ -814,6 +879,10 @@ def markdown_report(comparison: Comparison) -> str:
         names = c.listed(verdict)
         if names:
             lines.append(f"{title} ({len(names)}): " + ", ".join(f"`{n}`" for n in names))
+    failed = c.table[c.table["verdict"] == FAILED_NOW]
+    if len(failed):
+        lines.append(f"**Failed now** ({len(failed)}), ok in the baseline:")
+        lines.extend(f"- `{r['benchmark']}`: {r['note']}" for r in _records(failed))
     skipped = c.table[c.table["verdict"] == NOT_COMPARED]
     if len(skipped):
         lines.append(f"Not compared ({len(skipped)}):")
@@ -822,7 +891,8 @@ def markdown_report(comparison: Comparison) -> str:
     n_reg = len(c.regressions)
     lines += [
         "",
-        f"**{n_reg} regression{'s' if n_reg != 1 else ''}**; "
+        f"**{n_reg} regression{'s' if n_reg != 1 else ''}**"
+        + (f", **{len(failed)} failed now**" if len(failed) else "") + "; "
         + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in COMPARED_VERDICTS),
     ]
     return "\n".join(lines).rstrip() + "\n"

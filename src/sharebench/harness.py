@@ -50,6 +50,10 @@ class WorkerError(RuntimeError):
 POOLS: dict[str, Any] = {}
 
 
+#: A longer target round makes no measurement better, only append stores huge.
+MAX_ROUND_TIME = 60.0
+
+
 @dataclass(frozen=True)
 class HarnessConfig:
     """How to measure; the defaults are the quick profile's."""
@@ -83,8 +87,12 @@ class HarnessConfig:
         if not (isinstance(self.warmup_rounds, int) and self.warmup_rounds >= 0):
             raise ConfigError(f"warmup rounds must be an integer >= 0, not "
                               f"{self.warmup_rounds!r}")
-        if not self.round_timeout > 0:
-            raise ConfigError(f"round timeout must be positive, not {self.round_timeout!r}")
+        if self.round_time > MAX_ROUND_TIME:
+            raise ConfigError(f"round time must be at most {MAX_ROUND_TIME:g} s, not "
+                              f"{self.round_time!r}")
+        if not (math.isfinite(self.round_timeout) and 0 < self.round_timeout <= 86400):
+            raise ConfigError(f"round timeout must be a positive number of seconds (at most "
+                              f"a day), not {self.round_timeout!r}")
 
 
 def available_start_methods() -> list[str]:
@@ -404,6 +412,7 @@ class BenchmarkRun:
             spec = StoreSpec(
                 self.processes, self.capacity, self.config.run_token,
                 payload_bytes=self.payload_bytes, resources=self.config.resources,
+                round_timeout=self.config.round_timeout,
             )
             self.store = self.mech.store(self.ctx, spec)
             self.pool = POOLS[self.mech.workers_kind](
@@ -439,20 +448,22 @@ class BenchmarkRun:
         assert self.store is not None
         timing = self.pool.run_round(k, self.store.during_round)
         check = self.store.collect(k, timing.reports)
-        self._account(check, measured)
-        if timing.seconds <= 0:
+        if not (math.isfinite(timing.seconds) and timing.seconds > 0):
             raise WorkerError(f"impossible round time {timing.seconds!r} s")
+        self._account(check, timing.seconds, measured)
         return timing.seconds
 
-    def _account(self, check: RoundCheck, measured: bool) -> None:
+    def _account(self, check: RoundCheck, seconds: float, measured: bool) -> None:
         if self.mech.sync != "none" and not check.clean:
             # A lock or atomic variant that loses data is broken; say how, once.
             self._errors.append(check.describe())
-        if measured:
-            self.record.issued_ops += check.issued
-            self.record.lost_updates += check.lost
-            self.record.duplicates += check.duplicates
-            self.record.round_lost.append(check.lost)
+        if measured:  # all of a round's numbers at once: the lists never disagree in length
+            rec = self.record
+            rec.issued_ops += check.issued
+            rec.lost_updates += check.lost
+            rec.duplicates += check.duplicates
+            rec.round_lost.append(check.lost)
+            rec.round_seconds.append(seconds)
 
     def calibrate(self) -> int:
         """Find k (ops per worker per round) for the target round time."""
@@ -482,9 +493,7 @@ class BenchmarkRun:
 
     def measure_round(self) -> float:
         """One measured round: its time is recorded and returned."""
-        seconds = self._round(self.k, measured=True)
-        self.record.round_seconds.append(seconds)
-        return seconds
+        return self._round(self.k, measured=True)
 
     def verification_error(self) -> str | None:
         """Why a lock/atomic variant failed verification, or None."""
@@ -516,8 +525,10 @@ def run_benchmark(
     except Unavailable as exc:
         run.record.status = f"skipped: {one_line(exc)}"
         return run.record
-    except (WorkerError, OSError, ValueError, RuntimeError) as exc:
-        run.record.status = f"error: {one_line(exc)}"
+    except ConfigError:
+        raise
+    except Exception as exc:  # whatever broke, this benchmark failed and the run goes on
+        run.record.status = f"error: {describe_error(exc)}"
         return run.record
     error = run.verification_error()
     if error:
@@ -531,6 +542,15 @@ def one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def describe_error(exc: BaseException) -> str:
+    """One line for a status column; the type is named unless it is one of ours (whose
+    messages already say what happened)."""
+    if isinstance(exc, WorkerError | Unavailable | ConfigError):
+        return one_line(exc)
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 __all__ = [
     "POOLS",
     "BenchmarkRun",
@@ -542,6 +562,7 @@ __all__ = [
     "WorkerError",
     "available_start_methods",
     "calibrate",
+    "describe_error",
     "run_benchmark",
     "validate",
 ]

@@ -37,8 +37,8 @@ from sharebench.harness import (
     ConfigError,
     HarnessConfig,
     Unavailable,
-    WorkerError,
     available_start_methods,
+    describe_error,
     one_line,
     validate,
 )
@@ -252,7 +252,8 @@ def _parse_state(config: pytest.Config) -> BenchState:
         )
     except ConfigError as exc:
         raise pytest.UsageError(f"sharebench: {exc}") from None
-    passes = number("--sharebench-passes", profile.passes, int)
+    # The profile's passes never exceed the rounds asked for; passes asked for must fit.
+    passes = number("--sharebench-passes", min(profile.passes, harness.rounds), int)
     if not 1 <= passes <= harness.rounds:
         raise pytest.UsageError(
             f"--sharebench-passes: {passes} is not valid; passes are integers from 1 to the "
@@ -395,12 +396,14 @@ class SharebenchFixture:
                     run.measure_round()
         except Unavailable as exc:
             run.record.status = f"skipped: {one_line(exc)}"
-        except (WorkerError, OSError, ValueError, RuntimeError) as exc:
-            run.record.status = f"error: {one_line(exc)}"
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep this row honest, then stop
-            run.record.status = "error: interrupted"
+        except Exception as exc:  # whatever broke, this benchmark failed and the run goes on
+            run.record.status = f"error: {describe_error(exc)}"
+        except BaseException as exc:  # Ctrl-C, SIGTERM: keep this row honest, then stop
+            run.record.status = ("error: interrupted" if isinstance(exc, KeyboardInterrupt)
+                                 else f"error: {describe_error(exc)}")
             raise
         finally:
+            run.record.round_pass = [case.pass_index] * len(run.record.round_seconds)
             record = self._merge(run.record)
         if record.status.startswith("skipped:"):
             pytest.skip(f"{case.id}: {record.status}")
@@ -427,6 +430,7 @@ class SharebenchFixture:
             return rec
         first.round_seconds.extend(rec.round_seconds)
         first.round_lost.extend(rec.round_lost)
+        first.round_pass.extend(rec.round_pass)
         first.issued_ops += rec.issued_ops
         first.lost_updates += rec.lost_updates
         first.duplicates += rec.duplicates

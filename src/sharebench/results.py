@@ -13,6 +13,9 @@ CSV format history (bump ``SCHEMA_VERSION`` on any change a reader could notice)
 * 1 — first version: run/machine identity, benchmark identity (mechanism, sync, operation,
   processes, start_method, workers_kind, payload_bytes), round parameters, timing metrics,
   verification (issued_ops, lost_updates, duplicates, lost_pct) and status.
+* 2 — rounds CSV: ``pass`` (which pass through the suite measured the round), so comparisons
+  can tell the drift within a run; status is one of ``ok``, ``error: ...``, ``skipped: ...``
+  and an ok row has at least one round.
 
 Reading is strict (as pyperf refuses zero or negative timings): a file with another schema
 version, a missing column, or impossible numbers raises :class:`ResultsError` with one line that
@@ -35,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Columns that identify one benchmark across runs (used to match baseline and current).
 BENCHMARK_KEY: tuple[str, ...] = (
@@ -106,6 +109,7 @@ ROUND_COLUMNS: tuple[str, ...] = (
     "processes",
     "start_method",
     "payload_bytes",
+    "pass",
     "round",
     "seconds",
     "ops",
@@ -127,6 +131,7 @@ _INT_COLUMNS = frozenset(
         "lost_updates",
         "duplicates",
         "round",
+        "pass",
         "ops",
     }
 )
@@ -210,6 +215,8 @@ class BenchmarkRecord:
     setup_s: float = math.nan
     round_seconds: list[float] = field(default_factory=list)
     round_lost: list[int] = field(default_factory=list)
+    #: The pass through the suite that measured each round (0 when there is one pass).
+    round_pass: list[int] = field(default_factory=list)
     issued_ops: int = 0
     lost_updates: int = 0
     duplicates: int = 0
@@ -266,8 +273,12 @@ def _quantile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def summary_row(record: BenchmarkRecord, run: RunInfo) -> dict[str, Any]:
-    """One summary row from a record: statistics over its measured rounds."""
+    """One summary row from a record: statistics over its measured rounds. A record that
+    says ok but measured nothing is written as an error, never as an ok row without data."""
     times = sorted(record.round_seconds)
+    status = record.status
+    if status == STATUS_OK and not times:
+        status = "error: no round was measured"
     n = len(times)
     median = _quantile(times, 0.5)
     mean = sum(times) / n if n else math.nan
@@ -306,7 +317,7 @@ def summary_row(record: BenchmarkRecord, run: RunInfo) -> dict[str, Any]:
         "lost_updates": record.lost_updates,
         "duplicates": record.duplicates,
         "lost_pct": 100.0 * record.lost_updates / issued if issued else 0.0,
-        "status": record.status,
+        "status": status,
     }
     assert tuple(row) == SUMMARY_COLUMNS, "summary_row out of step with SUMMARY_COLUMNS"
     return row
@@ -316,8 +327,12 @@ def round_rows(record: BenchmarkRecord, run: RunInfo) -> list[dict[str, Any]]:
     """One row per measured round of a record."""
     rows = []
     ops = record.ops_per_round
-    lost = record.round_lost or [0] * len(record.round_seconds)
-    for i, (seconds, lost_i) in enumerate(zip(record.round_seconds, lost, strict=True)):
+    n = len(record.round_seconds)
+    # An interrupted benchmark may have fewer entries in a list: pad, never lose the run.
+    lost = (record.round_lost + [0] * n)[:n]
+    passes = (record.round_pass + [record.round_pass[-1] if record.round_pass else 0] * n)[:n]
+    for i, (seconds, lost_i, pass_i) in enumerate(zip(record.round_seconds, lost, passes,
+                                                       strict=True)):
         rows.append(
             {
                 "schema_version": SCHEMA_VERSION,
@@ -329,6 +344,7 @@ def round_rows(record: BenchmarkRecord, run: RunInfo) -> list[dict[str, Any]]:
                 "processes": record.processes,
                 "start_method": record.start_method,
                 "payload_bytes": record.payload_bytes,
+                "pass": pass_i,
                 "round": i,
                 "seconds": seconds,
                 "ops": ops,
@@ -527,6 +543,13 @@ def read_summary(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read and validate a summary CSV; raise :class:`ResultsError` if it cannot be used."""
     p = Path(path)
     df = _coerce(_read_csv(p, "sharebench summary"), p, SUMMARY_COLUMNS)
+    status = df["status"].astype(str)
+    valid = (status == STATUS_OK) | status.str.startswith("error: ") | status.str.startswith(
+        "skipped: ")
+    if not valid.all():
+        raise ResultsError(
+            f"{p}: status {status[~valid].iloc[0]!r} is not ok, 'error: ...' or 'skipped: ...'"
+        )
     ok = df["status"] == STATUS_OK
     _refuse_impossible(df, p, ok)
     dup = df.duplicated(subset=list(BENCHMARK_KEY), keep=False)
@@ -546,6 +569,12 @@ def read_rounds(path: str | os.PathLike[str]) -> pd.DataFrame:
     secs = df["seconds"].to_numpy(dtype="float64")
     if (~np.isfinite(secs) | (secs <= 0)).any():
         raise ResultsError(f"{p}: column seconds must be a positive number in every round")
+    derived = df["ops"].to_numpy(dtype="float64") / secs
+    stated = df["throughput_ops_s"].to_numpy(dtype="float64")
+    off = ~np.isclose(stated, derived, rtol=1e-6, atol=0.0)
+    if off.any():
+        first = df.loc[off, "benchmark"].iloc[0]
+        raise ResultsError(f"{p}: round of {first}: throughput_ops_s is not ops / seconds")
     dup = df.duplicated(subset=[*BENCHMARK_KEY, "round"], keep=False)
     if dup.any():
         first = df.loc[dup, "benchmark"].iloc[0]

@@ -11,8 +11,10 @@ A benchmark is ``mechanism × sync × operation``. Its definition is a :class:`M
   (no Python call per operation: a call costs about as much as the cheapest operations here).
   Increment loops write the operation out four times per iteration (``k >> 2`` iterations,
   then ``k & 3``): the loop's own ~4 ns per iteration would otherwise be 10 % of the fastest
-  operations (~40 ns); unrolled it is ~1 ns, which ``noop/none`` measures. Append loops cost
-  250 ns and more per operation and keep one operation per iteration.
+  operations (~40 ns); unrolled it is ~1 ns, which ``noop/none`` measures. Append loops keep
+  one operation per iteration (``for i in range(k)``, the item is ``base + i``): across
+  processes they cost 250 ns and more, so the loop is a few percent; the in-process
+  ``thread/atomic`` append (~40 ns) carries it as a visible share.
   ``base`` is the worker's tag ``(worker id + 1) << TAG_SHIFT``; appends write ``base + i``, so
   verification can tell whose item is missing, duplicated or overwritten.
 
@@ -22,6 +24,7 @@ The parent coordinates, the workers measure: nothing here is timed except ``loop
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
@@ -58,12 +61,15 @@ class StoreSpec:
     workers: int
     #: Items an append store must hold in one round (all workers together).
     capacity: int
-    #: A short unique token of the run, for names of OS objects (shared memory blocks).
-    run_token: str = "test"
+    #: A short unique token of the run, for names of OS objects (shared memory blocks); it
+    #: starts with the pid of the run so `sharebench clean` can tell dead runs from live ones.
+    run_token: str = field(default_factory=lambda: str(os.getpid()))
     #: Bytes per operation for bulk transfers; 0 for increments and appends.
     payload_bytes: int = 0
     #: Services the run provides (``redis_url``, ``manager_address``, ...).
     resources: Mapping[str, str] = field(default_factory=dict)
+    #: How long the parent's own part of a round (``during_round``) may wait for workers.
+    round_timeout: float = 30.0
 
 
 class Store:

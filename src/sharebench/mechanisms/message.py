@@ -26,9 +26,8 @@ from typing import Any, ClassVar
 from sharebench.mechanisms.base import TAG_SHIFT, Mechanism
 from sharebench.mechanisms.counters import ItemStore
 
-#: Longest the parent waits for the next item before it gives the round up (seconds). A dead
-#: worker is reported by the pool; this only keeps the parent from waiting forever for it.
-RECEIVE_TIMEOUT = 30.0
+# The parent waits for the next item at most ``spec.round_timeout`` (the user's
+# --sharebench-round-timeout): a dead worker must not hang the parent in during_round.
 
 
 class _ReceivedItems(ItemStore):
@@ -71,11 +70,11 @@ class QueueStore(_ReceivedItems):
         expected = ops_per_worker * self.spec.workers
         try:
             for _ in range(expected):
-                append(get(True, RECEIVE_TIMEOUT))
+                append(get(True, self.spec.round_timeout))
         except queue.Empty:
             raise TimeoutError(
                 f"queue: {len(self.items)} of {expected} items arrived, then none for "
-                f"{RECEIVE_TIMEOUT:g} s"
+                f"{self.spec.round_timeout:g} s"
             ) from None
         return time.perf_counter()
 
@@ -112,11 +111,11 @@ class PipeStore(_ReceivedItems):
         live = [r for r in self.receivers if ops_per_worker > 0]
         wait = connection.wait
         while live:
-            ready = wait(live, RECEIVE_TIMEOUT)
+            ready = wait(live, self.spec.round_timeout)
             if not ready:
                 raise TimeoutError(
                     f"pipe: {len(self.items)} items arrived, then none for "
-                    f"{RECEIVE_TIMEOUT:g} s"
+                    f"{self.spec.round_timeout:g} s"
                 )
             for r in ready:
                 conn: Any = r

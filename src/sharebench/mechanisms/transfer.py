@@ -42,9 +42,8 @@ from sharebench.mechanisms.manager import _ManagerMixin
 from sharebench.mechanisms.shm import attach_block, block_name
 from sharebench.verify import RoundCheck
 
-#: Longest the receiver waits for the next array (seconds); keeps a dead sender from hanging
-#: the parent (the pool reports the dead worker once the parent returns).
-RECEIVE_TIMEOUT = 30.0
+# The receiver waits for the next array at most ``spec.round_timeout``: a dead sender must not
+# hang the parent (the pool reports the dead worker once the parent returns).
 #: Smallest payload: word 0 (stamp) and the three probes must be distinct words.
 MIN_PAYLOAD = 64
 _SEED = 0x5EB
@@ -149,8 +148,8 @@ class TransferLocal:
         self.dst = dst
 
 
-def _timeout() -> TimeoutError:
-    return TimeoutError(f"transfer: nothing arrived for {RECEIVE_TIMEOUT:g} s")
+def _timeout(seconds: float) -> TimeoutError:
+    return TimeoutError(f"transfer: nothing arrived for {seconds:g} s")
 
 
 # --------------------------------------------------------------------------------------
@@ -196,8 +195,8 @@ class ShmTransferStore(TransferStore):
         full, empty, view = self.full, self.empty, self.view
         check = self._check
         for seq in range(ops_per_worker * self.spec.workers):
-            if not full.acquire(True, RECEIVE_TIMEOUT):
-                raise _timeout()
+            if not full.acquire(True, self.spec.round_timeout):
+                raise _timeout(self.spec.round_timeout)
             check(seq, int(view[0]), view)
             empty.release()
         return time.perf_counter()
@@ -261,9 +260,9 @@ class QueueTransferStore(TransferStore):
         check = self._check
         for seq in range(ops_per_worker * self.spec.workers):
             try:
-                stamp, array = get(True, RECEIVE_TIMEOUT)
+                stamp, array = get(True, self.spec.round_timeout)
             except queue.Empty:
-                raise _timeout() from None
+                raise _timeout(self.spec.round_timeout) from None
             check(seq, stamp, array.view("int64"))
         return time.perf_counter()
 
@@ -322,10 +321,10 @@ class PipeTransferStore(TransferStore):
         poll, recv_into = self.poller.poll, self.receiver.recv_bytes_into
         buffer, size = self.buffer, self.spec.payload_bytes
         check = self._check
-        timeout_ms = int(RECEIVE_TIMEOUT * 1000)
+        timeout_ms = int(self.spec.round_timeout * 1000)
         for seq in range(ops_per_worker * self.spec.workers):
             if not poll(timeout_ms):
-                raise _timeout()
+                raise _timeout(self.spec.round_timeout)
             if recv_into(buffer) == size:
                 check(seq, int(buffer[0]), buffer)
             else:
@@ -372,8 +371,8 @@ class ManagerListTransferStore(_ManagerMixin, TransferStore):
         full, empty, items = self.full, self.empty, self.items
         check = self._check
         for seq in range(ops_per_worker * self.spec.workers):
-            if not full.acquire(True, RECEIVE_TIMEOUT):
-                raise _timeout()
+            if not full.acquire(True, self.spec.round_timeout):
+                raise _timeout(self.spec.round_timeout)
             words = items[0].view("int64")
             check(seq, int(words[0]), words)
             empty.release()
