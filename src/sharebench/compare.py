@@ -33,7 +33,9 @@ default; 0 turns the floor off). A uniform slowdown of everything does not widen
 A change that slows *most* benchmarks by different amounts would widen that spread and hide
 itself, so ``sigma_run`` is capped by what the runs themselves show: the spread between the
 passes of each run (:func:`drift_noise`), which no change between the runs can inflate
-(:data:`NO_DRIFT_CAP` when the runs have one pass).
+(:data:`NO_DRIFT_CAP` when the runs have one pass). A benchmark whose own passes jump (a
+contended lock on more processes than cores can switch between a fast and a slow mode for
+a whole pass) gets a floor from its own pass-to-pass spread when that is wider.
 
 Machine normalisation: every run holds a reference benchmark (one process incrementing a plain
 Python int, shares nothing). With normalisation on, each run's round throughputs are divided by
@@ -698,9 +700,9 @@ def compare_runs(
         pvalues.append(p)
     adjusted = holm(pvalues)
     family = len(tested)
-    drift = drift_noise(baseline_rounds, current_rounds, tested_keys)
+    drift, own_drift = drift_noise(baseline_rounds, current_rounds, tested_keys)
     run_noise, floors_b = noise_floors([x for _, x, _ in tested], [y for _, _, y in tested],
-                                       rule.noise, cap=drift)
+                                       rule.noise, cap=drift, own=own_drift)
     # Holm multiplies the smallest p by the family size, and no p can be below its own floor:
     # a benchmark whose adjusted p can never reach alpha gets "insufficient data".
     floors = [min_attainable_p(len(x), len(y), _has_ties(x, y)) for _, x, y in tested]
@@ -737,24 +739,30 @@ def compare_runs(
 
 def drift_noise(
     baseline_rounds: pd.DataFrame, current_rounds: pd.DataFrame, keys: Sequence[Key]
-) -> float:
-    """What each run's own drift says the run-to-run spread of a median can be: the typical
-    (median over benchmarks) pass-to-pass spread ``d``, times ``sqrt(2 / passes)`` (a run's
-    median averages its passes; a ratio has two runs). It is measured *inside* each run, so
-    no change between the runs can inflate it. :data:`NO_DRIFT_CAP` when the runs have fewer
-    than two passes or too few benchmarks to tell."""
+) -> tuple[float, list[float]]:
+    """What each run's own drift says the run-to-run spread of a median can be.
+
+    Returns ``(cap, own)``. ``cap``: the typical (median over benchmarks) pass-to-pass spread
+    times ``sqrt(2 / passes)`` (a run's median averages its passes; a ratio has two runs) —
+    measured *inside* each run, so no change between the runs can inflate it;
+    :data:`NO_DRIFT_CAP` when the runs have fewer than two passes or too few benchmarks.
+    ``own``: the same for each benchmark from its own passes (the larger of the two runs;
+    0 without passes) — a benchmark that jumps between modes within a run (contended locks
+    on more processes than cores do) gets a floor as wide as its jumps."""
     import numpy as np
 
     spreads = [pass_spread(baseline_rounds), pass_spread(current_rounds)]
-    per_benchmark = []
+    passes = min(int(r["pass"].nunique()) for r in (baseline_rounds, current_rounds))
+    scale = float(np.sqrt(2.0 / max(passes, 2)))
+    typical, own = [], []
     for key in keys:
         values = [d[key] for d in spreads if key in d]
         if values:
-            per_benchmark.append(float(np.sqrt(np.mean(np.square(values)))))
-    if len(per_benchmark) < MIN_FOR_NOISE:
-        return NO_DRIFT_CAP
-    passes = min(int(r["pass"].nunique()) for r in (baseline_rounds, current_rounds))
-    return float(np.sqrt(2.0 / max(passes, 2)) * np.median(per_benchmark))
+            typical.append(float(np.sqrt(np.mean(np.square(values)))))
+        own.append(scale * max(values) if values and passes >= 2 else 0.0)
+    if len(typical) < MIN_FOR_NOISE or passes < 2:
+        return NO_DRIFT_CAP, own
+    return scale * float(np.median(typical)), own
 
 
 def noise_floors(
@@ -762,15 +770,15 @@ def noise_floors(
     current: Sequence[FloatArray],
     k: float,
     cap: float = math.inf,
+    own: Sequence[float] | None = None,
 ) -> tuple[float, list[float]]:
     """``(sigma_run, floors)``: the run-to-run spread of the log ratios of medians across all
     benchmarks (at most ``cap``), and per benchmark the slowdown (fraction of time per op)
-    that ``k * sigma_run`` of noise explains; see the module docstring.
-
-    The floor is the same for every benchmark today; it is a list so a per-benchmark noise
-    model (e.g. learned from the history of runs) can refine it without changing callers."""
+    that ``k * max(sigma_run, own)`` of noise explains (``own``: the benchmark's own drift,
+    see :func:`drift_noise`); see the module docstring."""
     import numpy as np
 
+    own = list(own) if own is not None else [0.0] * len(baseline)
     if k <= 0 or not baseline:
         return 0.0, [0.0] * len(baseline)
     lr = np.array([np.log(np.median(y)) - np.log(np.median(x))
@@ -779,7 +787,7 @@ def noise_floors(
     if lr.size >= MIN_FOR_NOISE:
         sigma_run = float(1.4826 * np.median(np.abs(lr - np.median(lr))))
     sigma_run = min(sigma_run, cap)
-    return sigma_run, [float(np.expm1(k * sigma_run))] * len(baseline)
+    return sigma_run, [float(np.expm1(k * max(sigma_run, o))) for o in own]
 
 
 # --------------------------------------------------------------------------------------
