@@ -566,6 +566,7 @@ def test_figure_points_labels_colours_and_band_match_the_data() -> None:
 
     from sharebench.plot_compare import (
         BAND_GID,
+        GATES_GID,
         POINTS_GID,
         REGRESSION_COLOR,
         VERDICT_COLORS,
@@ -601,6 +602,11 @@ def test_figure_points_labels_colours_and_band_match_the_data() -> None:
     assert (band.get_x(), band.get_x() + band.get_width()) == pytest.approx((1 / 1.25, 1.25))
     caption = fig._supxlabel.get_text()  # type: ignore[attr-defined]
     assert "baseline A vs current B" in caption
+    # one gate mark per benchmark, at the wider of threshold and noise floor
+    (gates,) = [c for c in ax.collections if c.get_gid() == GATES_GID]
+    gate_x = np.asarray(gates.get_offsets())[order, 0]
+    wider = np.maximum(0.25, compared["noise_floor"].to_numpy())
+    assert gate_x == pytest.approx(1 / (1 + wider))
 
 
 def test_figure_without_compared_rows_still_renders(tmp_path: Path) -> None:

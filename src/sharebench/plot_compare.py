@@ -31,6 +31,7 @@ REGRESSION_COLOR = "#d62728"
 #: gid of the artists, so tests and callers can find the data points and the band.
 POINTS_GID = "compare-points"
 BAND_GID = "threshold-band"
+GATES_GID = "compare-gates"
 
 
 def point_colors(table: pd.DataFrame) -> list[str]:
@@ -100,6 +101,13 @@ def compare_figure(table: pd.DataFrame) -> Figure:
     ax.hlines(y[ok], lo[ok], hi[ok], colors=[c for c, k in zip(colors, ok, strict=True) if k],
               lw=1.4, gid="compare-whiskers")
     ax.scatter(ratio, y, c=colors, s=22, zorder=3, gid=POINTS_GID)
+    # Each benchmark's gate: slower than the threshold *and* its noise floor (schema 2).
+    if "noise_floor" in rows:
+        floor = np.nan_to_num(rows["noise_floor"].to_numpy(dtype="float64"), nan=0.0)
+        gate = 1.0 / (1.0 + np.maximum(threshold, floor))
+        ax.scatter(gate, y, marker="|", s=70, c="#555555", zorder=2, gid=GATES_GID,
+                   label="gate: threshold or noise floor, whichever is wider")
+        lo_band = min(lo_band, float(gate.min()))
     ax.set_yticks(y, [str(b) for b in rows["benchmark"]], fontsize=7)
     ax.set_ylim(-0.7, n - 0.3)
 
@@ -113,8 +121,7 @@ def compare_figure(table: pd.DataFrame) -> Figure:
 
     from matplotlib.lines import Line2D
 
-    handles = [ax.get_legend_handles_labels()[0][0]]
-    labels = [ax.get_legend_handles_labels()[1][0]]
+    handles, labels = (list(x) for x in ax.get_legend_handles_labels())
     for label, color in (("regression", REGRESSION_COLOR), *VERDICT_COLORS.items()):
         handles.append(Line2D([], [], marker="o", ls="", color=color))
         labels.append(label)
