@@ -136,6 +136,16 @@ def test_an_unreachable_server_is_skipped_and_the_password_not_shown():
     assert "secret" not in rec.status
 
 
+def test_our_own_server_dying_is_an_error_not_a_skip():
+    """A server this run started answered once; if it stops answering, the benchmark failed
+    (report --check must see it), unlike a server that was never there."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    cfg = HarnessConfig(**FAST, resources={"redis_url": url, "redis_owned": "1"})
+    rec = run_benchmark(mechanisms.get("redis", "atomic", "increment"), 1, "fork", cfg)
+    assert rec.status.startswith("error: RuntimeError: the redis-server this run started")
+    assert "stopped answering" in rec.status
+
+
 def test_the_server_runs_without_persistence_and_is_gone_after_stop():
     import psutil
 

@@ -60,6 +60,9 @@ MANAGER_AUTHKEY_ENV = "SHAREBENCH_MANAGER_AUTHKEY"
 #: ``StoreSpec.resources`` keys.
 REDIS_URL = "redis_url"
 REDIS_UNAVAILABLE = "redis_unavailable"
+#: Present when the URL is a server this run started: if it stops answering, that is an error
+#: of the benchmark, not a missing service.
+REDIS_OWNED = "redis_owned"
 MANAGER_ADDRESS = "manager_address"
 MANAGER_AUTHKEY = "manager_authkey"
 
@@ -282,6 +285,8 @@ class Services:
             url = self._redis()
             if url is not None:
                 out[REDIS_URL] = url
+                if self.redis_server is not None and not self.redis_url:
+                    out[REDIS_OWNED] = "1"
             else:
                 out[REDIS_UNAVAILABLE] = self.redis_unavailable or "no Redis server"
         if "manager" in needs and self.manager_address:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sharebench.mechanisms.base import Mechanism, StoreSpec, Unavailable
 from sharebench.mechanisms.counters import CounterStore, ItemStore
-from sharebench.servers import REDIS_UNAVAILABLE, REDIS_URL, redact
+from sharebench.servers import REDIS_OWNED, REDIS_UNAVAILABLE, REDIS_URL, redact
 
 if TYPE_CHECKING:
     from multiprocessing.context import BaseContext
@@ -73,6 +73,10 @@ class _RedisStore:
             client.ping()
         except redis.RedisError as exc:
             client.close()
+            if spec.resources.get(REDIS_OWNED):  # it answered when we started it: it broke
+                raise RuntimeError(
+                    f"the redis-server this run started ({redact(url)}) stopped answering: {exc}"
+                ) from None
             raise Unavailable(f"Redis at {redact(url)} does not answer: {exc}") from None
         self.client, self.url = client, url
         self.key = f"{key_prefix(spec.run_token)}{secrets.token_hex(6)}:{what}"
