@@ -480,6 +480,26 @@ def test_page_escapes_names(fork_df: Any) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
+def test_at_a_glance_names_a_process_mechanism_not_threads(fork_df: Any) -> None:
+    """Threads of one process are the baseline, never the answer to "how should processes
+    share state": a thread row faster than everything is named for comparison only."""
+    import pandas as pd
+
+    from sharebench.htmlpage import index_html
+
+    inc = fork_df[(fork_df["operation"] == "increment") & (fork_df["status"] == "ok")
+                  & (fork_df["family"] != "harness") & (fork_df["sync"] != "none")]
+    fastest = inc.sort_values("throughput_ops_s").iloc[-1]
+    thread = fastest.copy()
+    thread["mechanism"], thread["family"], thread["workers_kind"] = "thread", "thread", "thread"
+    thread["sync"], thread["benchmark"] = "lock", "thread-lock-increment-p1-fork"
+    thread["throughput_ops_s"] = float(fastest["throughput_ops_s"]) * 10
+    page = index_html(pd.concat([fork_df, thread.to_frame().T], ignore_index=True), [])
+    label = f"{fastest['mechanism']}/{fastest['sync']}"
+    assert f"fastest correct between processes: <strong>{label}</strong>" in page
+    assert "threads of one process, for comparison: thread/lock" in page
+
+
 # --------------------------------------------------------------------------------------
 # Command line
 

@@ -279,10 +279,13 @@ def _style() -> Iterator[None]:
         yield
 
 
-def _new_figure() -> Figure:
+def _new_figure(bars: int = 0) -> Figure:
+    """A 1600x1000 figure; taller when it must hold more than ~26 bars (0.3 in each), so no
+    label overlaps its neighbour."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
+    width, height = FIGSIZE
+    return Figure(figsize=(width, max(height, 2.5 + 0.3 * bars)), dpi=DPI, layout="constrained")
 
 
 def _caption(fig: Figure, caption: str) -> None:
@@ -357,7 +360,7 @@ def throughput_figure(
     ]
     refs = _harness_refs(ok, operation, method)
     with _style():
-        fig = _new_figure()
+        fig = _new_figure(bars=len(rows))
         fig.suptitle(f"Throughput: {operation} (ops/s, log scale, start method {method})")
         _caption(fig, prep.caption)
         procs = sorted(int(p) for p in rows["processes"].unique())
