@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 
 import faulty
+from leaks import children, segments_of
 from sharebench import lifecycle
 from sharebench.harness import HarnessConfig, run_benchmark
 from sharebench.results import read_summary
@@ -52,25 +53,6 @@ class Outcome:
         return self.handled and not self.leaked_segments and not self.orphans
 
 
-def _segments_of(pid: int) -> list[str]:
-    return [s.name for s in lifecycle.suite_segments() if s.pid == pid]
-
-
-def _children() -> list[str]:
-    out = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if child.status() == psutil.STATUS_ZOMBIE:
-                continue
-            cmd = " ".join(child.cmdline())
-        except psutil.NoSuchProcess:
-            continue
-        if "resource_tracker" in cmd or "forkserver" in cmd:
-            continue
-        out.append(f"{child.pid} {cmd[:80]}")
-    return out
-
-
 def _marked(marker: str) -> list[str]:
     """Processes whose environment carries ``marker``: everything a subprocess run started."""
     found = []
@@ -99,7 +81,7 @@ def _in_process(fault: str, mech, processes: int, expect: str, config=QUICK) -> 
     rec = run_benchmark(mech, processes, "fork", config)
     after = run_benchmark(faulty.RAWLOCK, 1, "fork", QUICK)  # the run goes on
     handled = rec.status.startswith("error: ") and expect in rec.status and after.status == "ok"
-    return Outcome(fault, handled, rec.status, _segments_of(os.getpid()), _children())
+    return Outcome(fault, handled, rec.status, segments_of(os.getpid()), children())
 
 
 def worker_sigkill() -> Outcome:
@@ -183,7 +165,7 @@ def _interrupted(fault: str, tmp: Path, send) -> Outcome:
     else:
         handled = False
         detail += f", no CSV: {output[-500:]}"
-    return Outcome(fault, handled, detail, _segments_of(run.proc.pid),
+    return Outcome(fault, handled, detail, segments_of(run.proc.pid),
                    [] if gone else _marked(run.marker))
 
 
@@ -202,7 +184,7 @@ def main_sigkill(tmp: Path) -> Outcome:
     leaving a live run's block alone."""
     run = start_run(tmp)
     pid = run.proc.pid
-    held = _segments_of(pid)
+    held = segments_of(pid)
     os.killpg(pid, signal.SIGKILL)
     run.proc.communicate()
     gone = _wait_until(lambda: not _marked(run.marker), 10)
@@ -215,7 +197,7 @@ def main_sigkill(tmp: Path) -> Outcome:
         kept = live.exists()
     finally:
         live.unlink(missing_ok=True)
-    left = _segments_of(pid)
+    left = segments_of(pid)
     handled = (cleaned.returncode == 0 and kept and not left
                and all(f"removed /dev/shm/{name}" in cleaned.stdout for name in held))
     detail = (f"{len(held)} block(s) held at the kill; clean said: "

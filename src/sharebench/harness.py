@@ -183,6 +183,19 @@ class RoundTiming:
     ends: tuple[float, ...]
     reports: tuple[Any, ...]
 
+    @classmethod
+    def of(
+        cls,
+        starts: tuple[float, ...],
+        ends: tuple[float, ...],
+        reports: tuple[Any, ...],
+        parent_end: float | None = None,
+    ) -> RoundTiming:
+        """The round's time: from the first worker's start to the last end, of the workers or
+        of the parent's own part of the round (``parent_end``), whichever is later."""
+        end = max(ends) if parent_end is None else max(*ends, parent_end)
+        return cls(end - min(starts), starts, ends, reports)
+
 
 class ProcessPool:
     """N persistent worker processes bound to one store; see the module docstring."""
@@ -281,14 +294,11 @@ class ProcessPool:
             conn.send(("run", k))
         parent_end = during(k) if during is not None else None
         replies = self._collect("done", self.config.round_timeout, "round")
-        starts = tuple(float(r[1]) for r in replies)
-        ends = tuple(float(r[2]) for r in replies)
-        end = max(ends) if parent_end is None else max(*ends, parent_end)
-        return RoundTiming(
-            seconds=end - min(starts),
-            starts=starts,
-            ends=ends,
+        return RoundTiming.of(
+            starts=tuple(float(r[1]) for r in replies),
+            ends=tuple(float(r[2]) for r in replies),
             reports=tuple(r[3] for r in replies),
+            parent_end=parent_end,
         )
 
     def close(self, timeout: float = 5.0) -> None:

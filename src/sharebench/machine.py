@@ -7,7 +7,6 @@ import platform
 import secrets
 import socket
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -70,7 +69,3 @@ def run_info(profile: str, run_id: str | None = None) -> RunInfo:
         git_commit=git_commit(),
     )
 
-
-def python_version() -> str:
-    """``3.11.7``."""
-    return ".".join(map(str, sys.version_info[:3]))

@@ -252,6 +252,18 @@ def start_methods(df: pd.DataFrame) -> list[str]:
                                         if m in START_METHOD_ORDER else 99, m))
 
 
+def _operation_rows(ok: pd.DataFrame, operation: str) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+    """What a per-operation chart draws: ``(start method, benchmark rows, harness rows)`` of
+    the primary start method."""
+    method = primary_start_method(ok)
+    rows = ok[
+        (ok["operation"] == operation)
+        & (ok["family"] != HARNESS_FAMILY)
+        & (ok["start_method"] == method)
+    ]
+    return method, rows, _harness_refs(ok, operation, method)
+
+
 def _harness_refs(ok: pd.DataFrame, operation: str, start_method: str) -> pd.DataFrame:
     """Harness rows for ``operation``; harness rows of no benchmarked operation apply to all.
 
@@ -352,13 +364,7 @@ def throughput_figure(
     """
     prep = prepare(df, rounds)
     ok = prep.ok
-    method = primary_start_method(ok)
-    rows = ok[
-        (ok["operation"] == operation)
-        & (ok["family"] != HARNESS_FAMILY)
-        & (ok["start_method"] == method)
-    ]
-    refs = _harness_refs(ok, operation, method)
+    method, rows, refs = _operation_rows(ok, operation)
     with _style():
         fig = _new_figure(bars=len(rows))
         fig.suptitle(f"Throughput: {operation} (ops/s, log scale, start method {method})")
@@ -443,13 +449,7 @@ def scaling_figure(df: pd.DataFrame, operation: str, rounds: pd.DataFrame | None
     """
     prep = prepare(df, rounds)
     ok = prep.ok
-    method = primary_start_method(ok)
-    rows = ok[
-        (ok["operation"] == operation)
-        & (ok["family"] != HARNESS_FAMILY)
-        & (ok["start_method"] == method)
-    ]
-    refs = _harness_refs(ok, operation, method)
+    method, rows, refs = _operation_rows(ok, operation)
     with _style():
         fig = _new_figure()
         fig.suptitle(f"Scaling: {operation} throughput vs processes (start method {method})")

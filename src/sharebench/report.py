@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from sharebench.results import format_bytes
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -82,12 +84,6 @@ def findings_table(df: pd.DataFrame, start_method: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _bytes(n: int) -> str:
-    from sharebench.results import format_bytes
-
-    return format_bytes(n)
-
-
 def transfer_table(df: pd.DataFrame) -> str:
     """Bulk transfers: MB/s per mechanism (rows) and payload size (columns); empty if none."""
     rows = [r for r in _rows(df) if int(r["payload_bytes"]) > 0 and r["status"] == "ok"]
@@ -99,7 +95,7 @@ def transfer_table(df: pd.DataFrame) -> str:
         label = f"`{r['mechanism']}/{r['sync']}`"
         rate = float(r["throughput_ops_s"]) * int(r["payload_bytes"]) / 1e6
         by_mech.setdefault(label, {})[int(r["payload_bytes"])] = rate
-    head = ["transfer (MB/s)", *(_bytes(n) for n in sizes)]
+    head = ["transfer (MB/s)", *(format_bytes(n) for n in sizes)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     biggest = sizes[-1]
     for label, rates in sorted(by_mech.items(), key=lambda kv: -kv[1].get(biggest, 0.0)):
@@ -123,7 +119,7 @@ def transfer_headline(df: pd.DataFrame) -> list[str]:
     limit = float(memcpy[0]["throughput_ops_s"]) * biggest / 1e9
     got = float(best["throughput_ops_s"]) * biggest / 1e9
     return [
-        f"Bulk data: at {_bytes(biggest)} `{best['mechanism']}` moves {got:.3g} GB/s between "
+        f"Bulk data: at {format_bytes(biggest)} `{best['mechanism']}` moves {got:.3g} GB/s between "
         f"processes, {got / limit:.2f}× of this machine's memcpy ({limit:.3g} GB/s)."
     ]
 

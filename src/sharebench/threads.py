@@ -136,11 +136,12 @@ class ThreadPool:
             inbox.put((self._round, k))
         parent_end = during(k) if during is not None else None
         replies = self._collect("done", self._round, self.config.round_timeout, "round")
-        starts = tuple(float(r[3]) for r in replies)
-        ends = tuple(float(r[4]) for r in replies)
-        end = max(ends) if parent_end is None else max(*ends, parent_end)
-        return RoundTiming(seconds=end - min(starts), starts=starts, ends=ends,
-                           reports=tuple(r[5] for r in replies))
+        return RoundTiming.of(
+            starts=tuple(float(r[3]) for r in replies),
+            ends=tuple(float(r[4]) for r in replies),
+            reports=tuple(r[5] for r in replies),
+            parent_end=parent_end,
+        )
 
     def close(self, timeout: float = 5.0) -> None:
         """Ask every thread to stop and join it; a hung one is abandoned (it is a daemon)."""
