@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from sharebench.mechanisms import get
-from sharebench.mechanisms.base import worker_tag
+from sharebench.mechanisms.base import Unavailable
 from sharebench.mechanisms.manager import ManagerListStore
 from sharebench.mechanisms.sharedctypes import RawValueStore
+from sharebench.verify import worker_tag
 
 
 class SlowAttachStore(RawValueStore):
@@ -88,6 +89,13 @@ MANAGER_KILLED = get("manager-list", "atomic", "append").replace(
 HANG_SHM = get("shm", "lock", "increment").replace(name="hang-shm", loop=ready_then_hang_loop)
 
 
+class NoServiceStore(RawValueStore):
+    """A store whose service is missing, as the Redis stores say when no server can be had."""
+
+    def __init__(self, ctx: Any, spec: Any) -> None:
+        raise Unavailable("no frobnicator on this machine (install frobnicatord)")
+
+
 class BrokenReadStore(RawValueStore):
     """The parent's read-back fails with an exception the harness has no special case for
     (as redis-py's ConnectionError or a dead Manager's EOFError would)."""
@@ -97,3 +105,13 @@ class BrokenReadStore(RawValueStore):
 
 
 BROKEN_READ = RAWLOCK.replace(store=BrokenReadStore)
+
+
+#: What ``--sharebench-mechanisms faulty`` adds to a real benchmark run (distinct names, so
+#: they sit beside the registry's own).
+MECHANISMS = (
+    HANG_SHM,
+    RAWLOCK.replace(name="mislabelled", loop=get("rawvalue", "none", "increment").loop),
+    RAWLOCK.replace(name="dying", loop=dying_loop),
+    RAWLOCK.replace(name="no-service", store=NoServiceStore),
+)

@@ -7,16 +7,16 @@ import sys
 
 import pytest
 
+from factories import record, run_info
 from sharebench.cli import main
 from sharebench.report import README_END, README_START
-from sharebench.results import BenchmarkRecord, RunInfo, write_run
+from sharebench.results import write_run
 
-RUN = RunInfo("20261126T000000Z-abcdef", "2026-11-26T00:00:00+00:00", "quick", "host",
-              "AMD EPYC", 2, "CPython 3.11.7", "Linux-x86_64", "abc123")
+RUN = run_info()
 
 
 def rec(mechanism, sync, processes, seconds, lost=0, family="sharedctypes", status="ok"):
-    return BenchmarkRecord(
+    return record(
         family=family, mechanism=mechanism, sync=sync, operation="increment",
         processes=processes, start_method="fork", ops_per_worker=1000,
         round_seconds=[seconds] * 3 if status == "ok" else [],
@@ -41,6 +41,39 @@ def test_python_dash_m_and_version():
     out = subprocess.run([sys.executable, "-m", "sharebench", "--version"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.startswith("sharebench ")
+
+
+def _sharebench(*args: str, **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sharebench", *args], capture_output=True,
+                          check=False,
+                          text=True, timeout=60, **kw)
+
+
+def test_help_and_every_command_help_exit_0_without_a_traceback():
+    from sharebench.cli import COMMANDS
+
+    for args in (["--help"], *([name, "--help"] for name in COMMANDS)):
+        out = _sharebench(*args)
+        assert out.returncode == 0, (args, out.stderr)
+        assert "Traceback" not in out.stderr, args
+        assert "usage: sharebench" in out.stdout, args
+    listed = _sharebench("--help").stdout
+    assert all(name in listed for name in COMMANDS)
+
+
+def test_output_into_a_pipe_closed_early_ends_quietly():
+    """`sharebench list | head -1`: the reader stops after a line; no BrokenPipeError."""
+    out = subprocess.run(f"{sys.executable} -m sharebench list | head -1", shell=True,
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0
+    assert out.stderr == ""
+    assert out.stdout.count("\n") == 1
+    # head's exit code is what the shell reports: ask for sharebench's own, with pipefail
+    code = subprocess.run(["bash", "-c", "set -o pipefail; "
+                           f"{sys.executable} -m sharebench list | head -1 >/dev/null"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert code.returncode == 0, code.stderr
+    assert code.stderr == ""
 
 
 def test_list_names_every_mechanism(capsys):

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import factories
 from sharebench import cli
 from sharebench.compare import (
     COMPARE_COLUMNS,
@@ -27,27 +28,21 @@ from sharebench.compare import (
     SAME,
     SLOWER,
     Comparison,
-    RegressionRule,
-    RuleError,
-    compare_csv_text,
     compare_runs,
-    holm,
-    markdown_report,
-    min_attainable_p,
-    parse_alpha,
-    parse_threshold,
 )
-from sharebench.results import (
+from sharebench.compare_report import compare_csv_text, markdown_report
+from sharebench.errors import RuleError
+from sharebench.results import ResultsError, rounds_path_for, write_run
+from sharebench.rules import RegressionRule, parse_alpha, parse_threshold
+from sharebench.schema import (
     ROUND_COLUMNS,
     SUMMARY_COLUMNS,
     BenchmarkRecord,
-    ResultsError,
     RunInfo,
     round_rows,
-    rounds_path_for,
     summary_row,
-    write_run,
 )
+from sharebench.stats import holm, min_attainable_p
 
 # --------------------------------------------------------------------------------------
 # Synthetic runs
@@ -69,17 +64,8 @@ def bench_keys(n: int) -> dict[Key, float]:
 
 
 def run_info(run_id: str, hostname: str = "host-a", cpu_count: int = 2) -> RunInfo:
-    return RunInfo(
-        run_id=run_id,
-        timestamp_utc="2026-11-26T15:00:00+00:00",
-        profile="quick",
-        hostname=hostname,
-        cpu_model="Test CPU @ 3GHz",
-        cpu_count=cpu_count,
-        python="3.11.9",
-        platform="Linux-test",
-        git_commit="0123456789ab",
-    )
+    return factories.run_info(run_id=run_id, hostname=hostname, cpu_count=cpu_count,
+                              cpu_model="Test CPU @ 3GHz")
 
 
 def make_records(
@@ -106,7 +92,7 @@ def make_records(
         per_round = tp * machine * scale.get(key, 1.0) * rng.lognormal(0.0, cv, size=rounds)
         ops = OPS_PER_WORKER * procs
         out.append(
-            BenchmarkRecord(
+            factories.record(
                 family="harness" if mech == "reference" else "sharedctypes",
                 mechanism=mech,
                 sync=sync,
@@ -610,7 +596,8 @@ def test_figure_points_labels_colours_and_band_match_the_data() -> None:
 
 
 def test_figure_without_compared_rows_still_renders(tmp_path: Path) -> None:
-    from sharebench.plot_compare import compare_figure, save_png
+    from sharebench.plot_base import save_png
+    from sharebench.plot_compare import compare_figure
 
     empty = pd.DataFrame(columns=list(COMPARE_COLUMNS))
     path = save_png(compare_figure(empty), tmp_path / "compare.png")

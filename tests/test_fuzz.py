@@ -15,20 +15,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from factories import run_info
 from sharebench.cli import main
-from sharebench.results import (
-    MAX_CSV_BYTES,
-    SUMMARY_COLUMNS,
-    BenchmarkRecord,
-    ResultsError,
-    RunInfo,
-    read_rounds,
-    read_summary,
-    write_run,
-)
+from sharebench.results import MAX_CSV_BYTES, ResultsError, read_rounds, read_summary, write_run
+from sharebench.schema import SUMMARY_COLUMNS, BenchmarkRecord
 
-RUN = RunInfo("20261126T000000Z-abcdef", "2026-11-26T00:00:00+00:00", "quick", "host",
-              "AMD EPYC", 2, "CPython 3.11.7", "Linux-x86_64", "abc123")
+RUN = run_info()
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -90,7 +90,7 @@ def _run_probe(chromium: str, page: Path, profile: Path) -> dict[str, Any]:
 )
 @pytest.mark.parametrize("fixture", ["plot_errors.csv", "plot_methods.csv"])
 def test_index_html_loads_every_chart_in_chromium(fixture: str, tmp_path: Path) -> None:
-    from sharebench.plot import render_all
+    from sharebench.render import render_all
     from sharebench.results import read_rounds, read_summary, rounds_path_for
 
     csv = DATA / fixture

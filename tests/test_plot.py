@@ -94,7 +94,8 @@ def test_import_sharebench_does_not_import_matplotlib() -> None:
 
 
 def test_throughput_bars_match_csv_rows(fork_df: Any) -> None:
-    from sharebench.plot import series_label, throughput_figure
+    from sharebench.plot import throughput_figure
+    from sharebench.views import series_label
 
     for op in ("increment", "append"):
         fig = throughput_figure(fork_df, op)
@@ -124,7 +125,8 @@ def test_throughput_bars_match_csv_rows(fork_df: Any) -> None:
 
 
 def test_throughput_values_printed_at_each_bar(fork_df: Any) -> None:
-    from sharebench.plot import format_rate, throughput_figure
+    from sharebench.fmt import rate as format_rate
+    from sharebench.plot import throughput_figure
 
     texts = _texts(throughput_figure(fork_df, "increment"))
     for _, row in _expected_bars(fork_df, "increment").iterrows():
@@ -134,7 +136,9 @@ def test_throughput_values_printed_at_each_bar(fork_df: Any) -> None:
 
 
 def test_none_variants_hatched_and_annotated_with_loss(fork_df: Any) -> None:
-    from sharebench.plot import LOSS_COLOR, format_pct, throughput_figure
+    from sharebench.fmt import pct as format_pct
+    from sharebench.plot import throughput_figure
+    from sharebench.plot_base import LOSS_COLOR
 
     fig = throughput_figure(fork_df, "increment")
     bars = _bars(fig)
@@ -184,7 +188,8 @@ def test_iqr_whiskers_use_round_quantiles_when_rounds_exist(
 ) -> None:
     import numpy as np
 
-    from sharebench.plot import prepare, throughput_figure
+    from sharebench.plot import throughput_figure
+    from sharebench.views import prepare
 
     prep = prepare(fork_df, fork_rounds)
     for _, row in prep.ok.iterrows():
@@ -209,7 +214,7 @@ def test_iqr_whiskers_use_round_quantiles_when_rounds_exist(
 
 
 def test_iqr_approximated_from_summary_without_rounds(errors_df: Any) -> None:
-    from sharebench.plot import prepare
+    from sharebench.views import prepare
 
     prep = prepare(errors_df, None)
     for _, row in prep.ok.iterrows():
@@ -220,7 +225,8 @@ def test_iqr_approximated_from_summary_without_rounds(errors_df: Any) -> None:
 
 
 def test_error_rows_left_out_and_counted_in_every_caption(errors_df: Any) -> None:
-    from sharebench.plot import build_figures, caption_of
+    from sharebench.plot import build_figures
+    from sharebench.plot_base import caption_of
 
     failed = errors_df[errors_df["status"] != "ok"]
     assert len(failed) == 2
@@ -230,7 +236,7 @@ def test_error_rows_left_out_and_counted_in_every_caption(errors_df: Any) -> Non
     for fig in figures.values():
         drawn |= set(_bars(fig))
         caption = caption_of(fig)
-        assert "2 error rows omitted" in caption
+        assert "2 failed rows omitted" in caption
         for part in ("benchbox", "Test CPU @ 3.0GHz", "CPython 3.11.7", "2026-01-15",
                      "20260115T100000Z-abc123"):
             assert part in caption
@@ -241,7 +247,8 @@ def test_error_rows_left_out_and_counted_in_every_caption(errors_df: Any) -> Non
 
 
 def test_caption_without_errors_does_not_mention_them(fork_df: Any) -> None:
-    from sharebench.plot import caption_of, throughput_figure
+    from sharebench.plot import throughput_figure
+    from sharebench.plot_base import caption_of
 
     caption = caption_of(throughput_figure(fork_df, "append"))
     assert "omitted" not in caption
@@ -250,7 +257,7 @@ def test_caption_without_errors_does_not_mention_them(fork_df: Any) -> None:
 
 
 def test_incomplete_run_is_said_in_caption(fork_df: Any) -> None:
-    from sharebench.plot import caption_text
+    from sharebench.views import caption_text
 
     partial = fork_df.assign(run_status="interrupted")
     assert "run interrupted" in caption_text(partial)
@@ -261,7 +268,8 @@ def test_incomplete_run_is_said_in_caption(fork_df: Any) -> None:
 
 
 def test_scaling_lines_match_rows(fork_df: Any) -> None:
-    from sharebench.plot import scaling_figure, series_label
+    from sharebench.plot import scaling_figure
+    from sharebench.views import series_label
 
     fig = scaling_figure(fork_df, "increment")
     (ax,) = fig.axes
@@ -335,7 +343,8 @@ def test_start_methods_chart_only_with_several_methods(fork_df: Any, methods_df:
 def test_family_colours_are_the_same_in_every_chart(methods_df: Any) -> None:
     from matplotlib.colors import to_hex
 
-    from sharebench.plot import FAMILY_COLORS, build_figures, family_color
+    from sharebench.plot import build_figures
+    from sharebench.views import FAMILY_COLORS, family_color
 
     family = dict(zip(methods_df["benchmark"], methods_df["family"], strict=True))
     for fig in build_figures(methods_df).values():
@@ -350,7 +359,7 @@ def test_family_colours_are_the_same_in_every_chart(methods_df: Any) -> None:
 
 
 def test_labels_and_unsafe_rules() -> None:
-    from sharebench.plot import is_unsafe, loss_text, series_label
+    from sharebench.views import is_unsafe, loss_text, series_label
 
     assert series_label({"mechanism": "shm", "sync": "lock", "payload_bytes": 0}) == "shm/lock"
     assert series_label({"mechanism": "shm", "sync": "none", "payload_bytes": 1 << 20}) == (
@@ -405,7 +414,7 @@ def _assert_png_not_blank(path: Path) -> None:
 
 
 def test_render_all_writes_decodable_charts_and_page(tmp_path: Path, errors_df: Any) -> None:
-    from sharebench.plot import render_all
+    from sharebench.render import render_all
 
     out = tmp_path / "deep" / "plots"
     written = render_all(errors_df, out, source=str(ERRORS))
@@ -438,7 +447,7 @@ def test_render_all_writes_decodable_charts_and_page(tmp_path: Path, errors_df: 
 
 def test_render_all_replaces_own_stale_charts_only(tmp_path: Path, methods_df: Any,
                                                    fork_df: Any) -> None:
-    from sharebench.plot import render_all
+    from sharebench.render import render_all
 
     render_all(methods_df, tmp_path)
     assert (tmp_path / "start-methods.png").exists()
@@ -451,7 +460,7 @@ def test_render_all_replaces_own_stale_charts_only(tmp_path: Path, methods_df: A
 def test_render_failure_leaves_nothing_behind(
     tmp_path: Path, fork_df: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sharebench import plot
+    from sharebench import plot, render
 
     def boom(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("chart exploded")
@@ -459,13 +468,13 @@ def test_render_failure_leaves_nothing_behind(
     monkeypatch.setattr(plot, "lost_updates_figure", boom)
     out = tmp_path / "plots"
     with pytest.raises(RuntimeError, match="chart exploded"):
-        plot.render_all(fork_df, out)
+        render.render_all(fork_df, out)
     assert not out.exists()
 
     out.mkdir()
     (out / "throughput-increment.png").write_bytes(b"old chart")
     with pytest.raises(RuntimeError):
-        plot.render_all(fork_df, out)
+        render.render_all(fork_df, out)
     assert [p.name for p in out.iterdir()] == ["throughput-increment.png"]
     assert (out / "throughput-increment.png").read_bytes() == b"old chart"
 
@@ -609,7 +618,7 @@ def test_cli_out_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_nan_spread_has_no_whiskers(fork_df: Any) -> None:
-    from sharebench.plot import prepare
+    from sharebench.views import prepare
 
     no_iqr = fork_df.assign(iqr_s=math.nan)
     prep = prepare(no_iqr, None)

@@ -64,7 +64,7 @@ def test_memcpy_is_drawn_as_the_limit_line(df: Any) -> None:
     top = memcpy["payload_bytes"].max()
     at_top = df[(df["payload_bytes"] == top) & (df["operation"] == "transfer")]
     rate = at_top.set_index("mechanism")["throughput_ops_s"]
-    from sharebench.plot import format_pct
+    from sharebench.fmt import pct as format_pct
 
     assert shm == f"{format_pct(100 * rate['shm-numpy'] / rate['memcpy'])}% of memcpy"
 
@@ -78,13 +78,13 @@ def test_transfers_get_a_bandwidth_chart_not_throughput_bars(df: Any) -> None:
     assert "scaling-transfer.png" not in figures
     assert {"throughput-increment.png", "scaling-increment.png"} <= set(figures)
     # The failed transfer row is left out, and said in the caption.
-    from sharebench.plot import caption_of
+    from sharebench.plot_base import caption_of
 
-    assert "1 error row omitted" in caption_of(figures["bandwidth-transfer.png"])
+    assert "1 failed row omitted" in caption_of(figures["bandwidth-transfer.png"])
 
 
 def test_page_shows_the_bandwidth_chart_and_verdict(df: Any, tmp_path: Path) -> None:
-    from sharebench.plot import render_all
+    from sharebench.render import render_all
 
     written = render_all(df, tmp_path)
     assert tmp_path / "bandwidth-transfer.png" in written

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from sharebench.pytest_plugin import PROFILES, WorkerClock, cases
+from sharebench.mechanisms import all_mechanisms
+from sharebench.profiles import PROFILES, cases
+from sharebench.pytest_plugin import WorkerClock
 from sharebench.results import read_rounds, read_summary
+
+TESTS_DIR = Path(__file__).parent
 
 BENCH = """
 import pytest
@@ -25,8 +31,8 @@ FAST = ["--sharebench-rounds=3", "--sharebench-warmup=0", "--sharebench-round-ti
 
 def test_quick_profile_covers_every_combination():
     quick = PROFILES["quick"]
-    inc = cases("increment", quick.processes, quick.start_methods)
-    app = cases("append", quick.processes, quick.start_methods)
+    inc = cases(all_mechanisms("increment"), quick.processes, quick.start_methods)
+    app = cases(all_mechanisms("append"), quick.processes, quick.start_methods)
     ids = {c.id for c in inc + app}
     for label in ["value-none", "value-lock", "rawvalue-none", "rawvalue-lock",
                   "manager-value-none", "manager-value-lock", "shm-none", "shm-lock",
@@ -43,7 +49,7 @@ def test_quick_profile_covers_every_combination():
 
 def test_full_profile_adds_start_methods_and_eight_processes():
     full = PROFILES["full"]
-    ids = {c.id for c in cases("increment", full.processes, full.start_methods)}
+    ids = {c.id for c in cases(all_mechanisms("increment"), full.processes, full.start_methods)}
     assert "value-lock-increment-p8-spawn" in ids
     assert "shm-lock-increment-p4-forkserver" in ids
 
@@ -89,40 +95,36 @@ def test_bench_run_writes_summary_rounds_and_history(pytester):
     assert one["stats"]["median"] == pytest.approx(row["median_s"] / row["ops_per_round"])
 
 
-def test_a_failing_benchmark_is_recorded_and_the_run_goes_on(pytester):
-    pytester.makepyfile(test_bench="""
-import pytest
-import sharebench.mechanisms as m
-from sharebench.mechanisms.base import Mechanism
-
-def broken(local, k, base):
-    raise RuntimeError("broken on purpose")
-
-real = m.all_mechanisms
-def patched(operation=None):
-    out = real(operation)
-    if operation in (None, "increment"):
-        out = out + [m.get("rawvalue", "lock", "increment").replace(name="broken", loop=broken)]
-    return out
-m.all_mechanisms = patched
-import sharebench.pytest_plugin as plugin
-plugin.all_mechanisms = patched
-
-@pytest.mark.sharebench("increment")
-def test_increment(sharebench):
-    sharebench.run()
-""")
+def test_statuses_reach_the_csv_through_a_real_run(pytester, monkeypatch):
+    """Through the plugin, as `nox -s bench` runs it: a lock variant that loses data, a worker
+    that dies and a missing service each end as their CSV row's status, with the reason; the
+    benchmarks around them are measured as usual."""
+    pytester.makepyfile(test_bench=BENCH)
+    monkeypatch.setenv("PYTHONPATH", str(TESTS_DIR))  # the run imports tests/faulty.py
     out = pytester.path / "run.csv"
     result = pytester.runpytest_subprocess(
-        *FAST, "--sharebench-processes=1", f"--sharebench-csv={out}",
-        "-k", "broken or rawvalue-lock",
+        *FAST, "--sharebench-processes=2", f"--sharebench-csv={out}",
+        "--sharebench-mechanisms=faulty", "-k",
+        "increment and (rawvalue-lock or mislabelled or dying or no-service)",
     )
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*broken-lock-increment-p1-fork: error: worker 0 raised "
-                                 "RuntimeError: broken on purpose*"])
-    df = read_summary(out).set_index("mechanism")
-    assert df.loc["broken", "status"].startswith("error: worker 0 raised RuntimeError")
-    assert df.loc["rawvalue", "status"] == "ok"
+    result.assert_outcomes(passed=1, failed=2, skipped=1)
+    result.stdout.fnmatch_lines(["*4 benchmarks, 2 with errors, 1 skipped*"])
+    status = read_summary(out).set_index("mechanism")["status"]
+    assert status["rawvalue"] == "ok"
+    assert status["mislabelled"].startswith("error: verification failed: ")
+    assert " lost" in status["mislabelled"]
+    assert status["dying"] == "error: worker 0 died during round (exit code 3)" or \
+        status["dying"] == "error: worker 1 died during round (exit code 3)"
+    assert status["no-service"] == ("skipped: no frobnicator on this machine "
+                                    "(install frobnicatord)")
+
+
+def test_a_mechanism_module_that_is_not_one_is_a_usage_error(pytester):
+    pytester.makepyfile(test_bench=BENCH, notmechs="MECHANISMS = ('value',)")
+    result = pytester.runpytest_subprocess("--sharebench-mechanisms=notmechs",
+                                           "--sharebench-mechanisms=nosuchmodule")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*module 'notmechs' has no MECHANISMS tuple*"])
 
 
 @pytest.mark.parametrize(
@@ -132,10 +134,10 @@ def test_increment(sharebench):
         ("--sharebench-processes=two", "'two' is not valid"),
         ("--sharebench-start-methods=fork,vfork",
          "'vfork' is not available here; valid: fork, spawn, forkserver"),
-        ("--sharebench-profile=huge", "unknown profile 'huge'; valid: quick, full"),
-        ("--sharebench-round-time=0", "round time must be a positive number"),
+        ("--sharebench-profile=huge", "invalid choice: 'huge' (choose from 'quick', 'full')"),
+        ("--sharebench-round-time=0", "'0' must be a positive number of seconds"),
         ("--sharebench-round-time=soon", "'soon' is not a number"),
-        ("--sharebench-rounds=0", "rounds must be an integer >= 1"),
+        ("--sharebench-rounds=0", "--sharebench-rounds: '0' must be >= 1"),
     ],
 )
 def test_bad_bench_options_are_usage_errors(pytester, option, message):

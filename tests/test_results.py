@@ -7,33 +7,17 @@ import math
 
 import pytest
 
-from sharebench.results import (
+from factories import record, run_info
+from sharebench.fmt import atomic_write as atomic_write_text
+from sharebench.results import ResultsError, read_rounds, read_summary, rounds_path_for, write_run
+from sharebench.schema import (
     ROUND_COLUMNS,
     SCHEMA_VERSION,
     SUMMARY_COLUMNS,
-    BenchmarkRecord,
-    ResultsError,
-    RunInfo,
-    atomic_write_text,
-    read_rounds,
-    read_summary,
-    rounds_path_for,
     summary_row,
-    write_run,
 )
 
-RUN = RunInfo("20261126T000000Z-abcdef", "2026-11-26T00:00:00+00:00", "quick", "host",
-              "AMD EPYC", 2, "CPython 3.11.7", "Linux-x86_64", "abc123")
-
-
-def record(**kw) -> BenchmarkRecord:
-    base = {"family": "shm", "mechanism": "shm", "sync": "lock", "operation": "increment",
-            "processes": 2, "start_method": "fork", "ops_per_worker": 1000,
-            "warmup_rounds": 1, "round_target_s": 0.05, "setup_s": 0.01,
-            "round_seconds": [0.05, 0.04, 0.06, 0.05], "round_lost": [0, 0, 0, 0],
-            "issued_ops": 8000}
-    base.update(kw)
-    return BenchmarkRecord(**base)
+RUN = run_info()
 
 
 def test_summary_row_metrics():

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from sharebench import mechanisms
-from sharebench.harness import POOLS, BenchmarkRun, HarnessConfig, WorkerError, run_benchmark
+from sharebench.harness import BenchmarkRun, HarnessConfig, run_benchmark
 from sharebench.mechanisms.base import StoreSpec
-from sharebench.threads import ThreadPool
+from sharebench.pools import POOLS, ThreadPool, WorkerError
 
 FAST = HarnessConfig(round_time=0.01, rounds=3, warmup_rounds=1)
 
@@ -37,7 +37,8 @@ LOCKED = mechanisms.get("thread", "lock", "increment")
 def _pool(mech: Any, n: int, config: HarnessConfig) -> tuple[ThreadPool, Any]:
     ctx = multiprocessing.get_context("fork")
     store = mech.store(ctx, StoreSpec(n, capacity=1024))
-    return ThreadPool(ctx, mech, store.handles(), n, config), store
+    return ThreadPool(ctx, mech, store.handles(), n, round_timeout=config.round_timeout,
+                      start_timeout=config.start_timeout), store
 
 
 def test_registered_as_the_thread_pool() -> None:
@@ -49,8 +50,8 @@ def test_round_is_max_end_minus_min_start_of_the_threads() -> None:
     pool, store = _pool(LOCKED.replace(loop=_sleepy), 3, HarnessConfig())
     try:
         pool.start()
-        assert len(set(pool.pids)) == 3
-        assert threading.get_native_id() not in pool.pids
+        assert len({t.ident for t in pool.threads}) == 3
+        assert threading.get_ident() not in {t.ident for t in pool.threads}
         timing = pool.run_round(10)
     finally:
         pool.close()
@@ -105,7 +106,7 @@ def test_a_hung_thread_times_out_and_close_returns() -> None:
 
 def test_harness_runs_thread_mechanisms_and_says_so_in_the_record() -> None:
     rec = run_benchmark(LOCKED, 2, "fork", FAST)
-    assert rec.status == "ok"
+    assert rec.status.is_ok
     assert rec.workers_kind == "thread"
     assert (rec.lost_updates, rec.duplicates) == (0, 0)
     assert rec.issued_ops == 3 * 2 * rec.ops_per_worker

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from sharebench.mechanisms.base import worker_tag
-from sharebench.verify import check_counter, check_items, check_reports
+from sharebench.verify import check_counter, check_items, check_reports, worker_tag
 
 
 def items(workers: int, k: int) -> list[int]:

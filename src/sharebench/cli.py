@@ -2,8 +2,10 @@
 
 Each subcommand lives in ``sharebench.commands.<name>`` and provides ``HELP``,
 ``add_arguments(parser)`` and ``run(args) -> int``; adding one is one line in ``COMMANDS``.
-Errors a user can cause (bad files, bad options) become one line on stderr and exit code 2,
-never a traceback.
+Errors a user can cause (:class:`~sharebench.errors.SharebenchError`: bad files, bad options)
+become one line on stderr and exit code 2, never a traceback; so does a bug, unless
+``SHAREBENCH_DEBUG`` is set. Output piped into a command that stops reading (``| head``) ends
+quietly.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from sharebench import __version__
+from sharebench.errors import SharebenchError
 
 #: Subcommands, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -25,18 +28,20 @@ COMMANDS: tuple[str, ...] = (
     "compare",
     "crosscheck",
     "clean",
+    "manager",
 )
 
 EXIT_OK = 0
 EXIT_USAGE = 2
 
 
-class UsageError(Exception):
-    """A mistake the user can fix; the message is printed as one line."""
-
-
 def _load(name: str) -> ModuleType:
     return importlib.import_module(f"sharebench.commands.{name.replace('-', '_')}")
+
+
+def _plain(text: str) -> str:
+    """Help text for argparse, which %-formats it: a literal ``%`` must be doubled."""
+    return text.replace("%", "%%")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,22 +55,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMANDS:
         module = _load(name)
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        p = sub.add_parser(name, help=_plain(module.HELP), description=_plain(module.HELP))
         module.add_arguments(p)
         p.set_defaults(_module=module)
     return parser
 
 
+def _quiet_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so the interpreter's final flush does
+    not raise again (the recipe of Python's ``signal`` documentation)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    from sharebench.results import ResultsError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     module: ModuleType = args._module
     try:
         code = module.run(args)
-    except (UsageError, ResultsError) as exc:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()  # the reader (`| head`) has what it wanted
+        return EXIT_OK
+    except SharebenchError as exc:
         print(f"sharebench {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

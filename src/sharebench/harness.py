@@ -1,20 +1,22 @@
-"""The harness: persistent workers, barrier-released rounds, calibration, verification.
+"""The harness: one benchmark from setup to teardown — calibration, rounds, verification.
 
 For one benchmark the parent
 
 1. creates the shared object (the mechanism's store),
-2. starts N worker processes from ``multiprocessing.get_context(start_method)``; each attaches
-   to the store and says it is ready,
-3. runs rounds: it sends "run k" to every worker; the workers meet at a barrier, then each
-   timestamps its own loop of k inlined operations with ``time.perf_counter()`` (the same
-   system-wide monotonic clock in every process on Linux). The round time is
-   ``max(end) - min(start)``. After each round the parent verifies and resets the store,
+2. starts a pool of N workers (:mod:`sharebench.pools`); each attaches and says it is ready,
+3. calibrates k (operations per worker per round) to the target round time, or takes the k
+   an earlier pass found, runs warm-up rounds, then the measured rounds; after every round
+   it verifies and resets the store,
 4. stops the workers and destroys the store.
 
-Only step 3's loops are timed: process start, attach, verification and ``join()`` never are
-(``setup_s`` reports the cost of steps 1–2 separately). The parent waits on every worker's
-pipe *and* process sentinel with a deadline, so a worker that dies, raises or hangs turns into
-an error of that benchmark, not a stuck run.
+Only the workers' loops in step 3 are timed: process start, attach, verification and
+``join()`` never are (``setup_s`` reports the cost of steps 1–2 separately).
+
+:meth:`BenchmarkRun.execute` is the one measurement path: the pytest plugin calls it (with
+pytest-benchmark's timer as the ``measure`` callback), and so do the tests, ``sharebench ab``
+and everything else. It turns whatever happens into the record's :class:`~schema.Status`:
+``skipped`` when a service is missing, ``error`` for any failure (a dead worker, data lost under
+a lock), and it re-raises only what the caller must see (bad parameters, Ctrl-C).
 """
 
 from __future__ import annotations
@@ -22,36 +24,23 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-import signal
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from multiprocessing import connection
-from multiprocessing.context import BaseContext
-from typing import Any
 
-from sharebench.lifecycle import die_with_parent
-from sharebench.mechanisms.base import Mechanism, Store, StoreSpec, Unavailable, worker_tag
-from sharebench.results import BenchmarkRecord
+from sharebench.errors import ConfigError, one_line
+from sharebench.mechanisms.base import Mechanism, Store, StoreSpec, Unavailable
+from sharebench.pools import POOLS, Pool, WorkerError
+from sharebench.schema import BenchmarkRecord, Status
 from sharebench.verify import RoundCheck
-
-
-class ConfigError(ValueError):
-    """Bad benchmark parameters; the message names the valid choices."""
-
-
-class WorkerError(RuntimeError):
-    """A worker died, raised, or did not finish a round in time."""
-
-
-#: Pools by ``Mechanism.workers_kind``; each has ``start()``, ``run_round(k, during)`` and
-#: ``close()``. Filled in below the pool classes.
-POOLS: dict[str, Any] = {}
-
 
 #: A longer target round makes no measurement better, only append stores huge.
 MAX_ROUND_TIME = 60.0
+
+#: ``measure(round_fn, n)``: calls ``round_fn()`` (one measured round; returns its seconds)
+#: up to ``n`` times — pytest-benchmark's ``pedantic``, say. The harness tops up any rounds
+#: it did not run.
+Measure = Callable[[Callable[[], float], int], None]
 
 
 @dataclass(frozen=True)
@@ -95,6 +84,32 @@ class HarnessConfig:
                               f"a day), not {self.round_timeout!r}")
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """What one call of :meth:`BenchmarkRun.execute` measures (defaults: the config's)."""
+
+    #: Measured rounds in this call; None = ``config.rounds``.
+    rounds: int | None = None
+    #: Ops per worker found by an earlier pass; None = calibrate now.
+    k: int | None = None
+    #: Warm-up rounds; None = ``config.warmup_rounds`` after calibrating, at most 1 with a
+    #: given k (the workers are fresh, the k is not).
+    warmup: int | None = None
+    #: Which pass through the suite this is (recorded with every round).
+    pass_index: int = 0
+    #: Make the benchmark this many times slower, for real (validation of regression
+    #: detection; see :mod:`sharebench.pools`). 1 = as it is.
+    slowdown: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.rounds is not None and self.rounds < 1:
+            raise ConfigError(f"rounds must be >= 1, not {self.rounds}")
+        if self.k is not None and self.k < 1:
+            raise ConfigError(f"ops per worker must be >= 1, not {self.k}")
+        if not (math.isfinite(self.slowdown) and 1.0 <= self.slowdown <= 100.0):
+            raise ConfigError(f"slowdown must be a factor from 1 to 100, not {self.slowdown!r}")
+
+
 def available_start_methods() -> list[str]:
     """Start methods this platform offers (fork, spawn, forkserver on Linux)."""
     return list(multiprocessing.get_all_start_methods())
@@ -113,222 +128,10 @@ def validate(mech: Mechanism, processes: int, start_method: str) -> None:
         raise ConfigError(
             f"{mech.label} {mech.operation} runs with at most {mech.max_processes} process(es)"
         )
-
-
-# --------------------------------------------------------------------------------------
-# Worker side
-
-
-def _worker_main(
-    wid: int,
-    mech: Mechanism,
-    handles: tuple[Any, ...],
-    conn: connection.Connection,
-    barrier: Any,
-    barrier_timeout: float,
-) -> None:
-    """Body of one worker process: attach, then run rounds on command until told to stop."""
-    # Ctrl-C goes to the whole process group; the parent alone decides what happens then.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent()
-    local: Any = None
-    attached = False
-    try:
-        local = mech.store.attach(handles)
-        attached = True
-        conn.send(("ready", os.getpid()))
-        loop = mech.loop
-        base = worker_tag(wid)
-        perf_counter = time.perf_counter
-        while True:
-            try:
-                msg = conn.recv()
-            except EOFError:
-                break  # the parent went away: nothing to report to
-            if msg[0] == "stop":
-                break
-            k = msg[1]
-            barrier.wait(barrier_timeout)
-            t0 = perf_counter()
-            report = loop(local, k, base)
-            t1 = perf_counter()
-            conn.send(("done", t0, t1, report))
-    except BaseException as exc:
-        tb = traceback.extract_tb(exc.__traceback__)
-        where = f" at {tb[-1].name}:{tb[-1].lineno}" if tb else ""
-        try:
-            conn.send(("error", f"worker {wid} raised {type(exc).__name__}: {exc}{where}"))
-        except (OSError, ValueError):
-            pass
-    finally:
-        if attached:
-            try:
-                mech.store.detach(local)
-            except Exception:
-                pass
-        local = None
-        conn.close()
-
-
-# --------------------------------------------------------------------------------------
-# Parent side
-
-
-@dataclass(frozen=True)
-class RoundTiming:
-    """One round as the workers timed it."""
-
-    seconds: float
-    starts: tuple[float, ...]
-    ends: tuple[float, ...]
-    reports: tuple[Any, ...]
-
-    @classmethod
-    def of(
-        cls,
-        starts: tuple[float, ...],
-        ends: tuple[float, ...],
-        reports: tuple[Any, ...],
-        parent_end: float | None = None,
-    ) -> RoundTiming:
-        """The round's time: from the first worker's start to the last end, of the workers or
-        of the parent's own part of the round (``parent_end``), whichever is later."""
-        end = max(ends) if parent_end is None else max(*ends, parent_end)
-        return cls(end - min(starts), starts, ends, reports)
-
-
-class ProcessPool:
-    """N persistent worker processes bound to one store; see the module docstring."""
-
-    def __init__(
-        self,
-        ctx: BaseContext,
-        mech: Mechanism,
-        handles: tuple[Any, ...],
-        processes: int,
-        config: HarnessConfig,
-    ) -> None:
-        self.ctx = ctx
-        self.mech = mech
-        self.n = processes
-        self.config = config
-        self.handles = handles
-        self.procs: list[Any] = []
-        self.conns: list[connection.Connection] = []
-        self.pids: list[int] = []
-        self.barrier: Any = None
-
-    def start(self) -> None:
-        """Start the workers and wait until every one has attached (not timed)."""
-        ctx = self.ctx
-        self.barrier = ctx.Barrier(self.n)
-        for wid in range(self.n):
-            parent_end, child_end = ctx.Pipe()
-            proc = ctx.Process(  # type: ignore[attr-defined]
-                target=_worker_main,
-                args=(wid, self.mech, self.handles, child_end, self.barrier,
-                      self.config.round_timeout),
-                name=f"sharebench-worker-{wid}",
-                daemon=True,
-            )
-            self.procs.append(proc)
-            self.conns.append(parent_end)
-            proc.start()
-            child_end.close()
-        replies = self._collect("ready", self.config.start_timeout, "start")
-        self.pids = [int(r[1]) for r in replies]
-
-    def _collect(self, kind: str, timeout: float, what: str) -> list[tuple[Any, ...]]:
-        """One message of ``kind`` from every worker, or WorkerError naming who failed."""
-        replies: list[tuple[Any, ...] | None] = [None] * self.n
-        pending = set(range(self.n))
-        deadline = time.monotonic() + timeout
-        while pending:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WorkerError(
-                    f"{what} timed out after {timeout:g} s "
-                    f"(worker {', '.join(map(str, sorted(pending)))} did not finish)"
-                )
-            waitables: dict[Any, int] = {}
-            for wid in pending:
-                waitables[self.conns[wid]] = wid
-                waitables[self.procs[wid].sentinel] = wid
-            for obj in connection.wait(list(waitables), timeout=remaining):
-                wid = waitables[obj]
-                if wid not in pending:
-                    continue
-                conn = self.conns[wid]
-                if obj is not conn and not conn.poll():
-                    self.procs[wid].join(1)
-                    raise WorkerError(
-                        f"worker {wid} died during {what} "
-                        f"(exit code {self.procs[wid].exitcode})"
-                    )
-                try:
-                    msg = conn.recv()
-                except (EOFError, OSError):
-                    self.procs[wid].join(1)
-                    raise WorkerError(
-                        f"worker {wid} died during {what} "
-                        f"(exit code {self.procs[wid].exitcode})"
-                    ) from None
-                if msg[0] == "error":
-                    raise WorkerError(str(msg[1]))
-                if msg[0] != kind:
-                    raise WorkerError(f"worker {wid} sent {msg[0]!r}, expected {kind!r}")
-                replies[wid] = msg
-                pending.discard(wid)
-        return [r for r in replies if r is not None]
-
-    def run_round(
-        self, k: int, during: Callable[[int], float | None] | None = None
-    ) -> RoundTiming:
-        """Release all workers for k operations each; the workers' own clocks time it.
-
-        ``during(k)``, if given, runs in the parent while the workers run (a receiver that
-        drains a queue, say) and returns the ``perf_counter()`` at which the parent's part of
-        the round ended, or None; the round then ends at the later of that and the workers.
-        """
-        for conn in self.conns:
-            conn.send(("run", k))
-        parent_end = during(k) if during is not None else None
-        replies = self._collect("done", self.config.round_timeout, "round")
-        return RoundTiming.of(
-            starts=tuple(float(r[1]) for r in replies),
-            ends=tuple(float(r[2]) for r in replies),
-            reports=tuple(r[3] for r in replies),
-            parent_end=parent_end,
+    if mech.workers_kind not in POOLS:
+        raise ConfigError(
+            f"{mech.label}: unknown workers kind {mech.workers_kind!r}; valid: {', '.join(POOLS)}"
         )
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop every worker: ask, then terminate, then kill; always join (never timed)."""
-        for proc, conn in zip(self.procs, self.conns, strict=True):
-            if proc.is_alive():
-                try:
-                    conn.send(("stop",))
-                except (OSError, ValueError):
-                    pass
-        deadline = time.monotonic() + timeout
-        for proc in self.procs:
-            proc.join(max(0.0, deadline - time.monotonic()))
-        for proc in self.procs:
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(1.0)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(1.0)
-        for conn in self.conns:
-            conn.close()
-        for proc in self.procs:
-            if hasattr(proc, "close") and not proc.is_alive():
-                proc.close()
-        self.procs.clear()
-        self.conns.clear()
-
-
-POOLS["process"] = ProcessPool
 
 
 def calibrate(
@@ -370,11 +173,20 @@ def store_capacity(store_cls: type[Store], round_time: float) -> int:
     return max(1024, math.ceil(store_cls.max_rate * round_time * 2))
 
 
-class BenchmarkRun:
-    """One benchmark from setup to teardown; use as a context manager.
+def describe_error(exc: BaseException) -> str:
+    """One line for a status column; the type is named unless it is one of ours (whose
+    messages already say what happened)."""
+    if isinstance(exc, WorkerError | Unavailable | ConfigError):
+        return one_line(exc)
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
-    ``calibrate()``, ``warmup()`` and ``measure_round()`` drive it (the pytest plugin hands
-    ``measure_round`` to pytest-benchmark); ``record`` holds everything measured so far.
+
+class BenchmarkRun:
+    """One benchmark from setup to teardown; use as a context manager, or :meth:`execute`.
+
+    ``calibrate()``, ``use_k()``, ``warmup()`` and ``measure_round()`` drive it;
+    ``record`` holds everything measured so far, whatever happens.
     """
 
     def __init__(
@@ -386,21 +198,18 @@ class BenchmarkRun:
         payload_bytes: int = 0,
     ) -> None:
         validate(mech, processes, start_method)
-        if mech.workers_kind not in POOLS:
-            raise ConfigError(
-                f"{mech.label}: unknown workers kind {mech.workers_kind!r}; "
-                f"valid: {', '.join(POOLS)}"
-            )
         self.mech = mech
         self.payload_bytes = payload_bytes
         self.processes = processes
         self.start_method = start_method
         self.config = config or HarnessConfig()
+        #: Set by :meth:`execute` from its plan, before the workers start.
+        self.slowdown = 1.0
         self.ctx = multiprocessing.get_context(start_method)
         self.capacity = store_capacity(mech.store, self.config.round_time)
         self.k = 1
         self.store: Store | None = None
-        self.pool: ProcessPool | None = None
+        self.pool: Pool | None = None
         self.record = BenchmarkRecord(
             family=mech.family,
             mechanism=mech.name,
@@ -426,7 +235,9 @@ class BenchmarkRun:
             )
             self.store = self.mech.store(self.ctx, spec)
             self.pool = POOLS[self.mech.workers_kind](
-                self.ctx, self.mech, self.store.handles(), self.processes, self.config
+                self.ctx, self.mech, self.store.handles(), self.processes,
+                round_timeout=self.config.round_timeout,
+                start_timeout=self.config.start_timeout, slowdown=self.slowdown,
             )
             self.pool.start()
         except BaseException:
@@ -495,7 +306,7 @@ class BenchmarkRun:
         self.record.ops_per_worker = k
 
     def warmup(self, rounds: int | None = None) -> None:
-        """Discarded rounds at the calibrated k (``config.warmup_rounds`` by default)."""
+        """Discarded rounds at the current k (``config.warmup_rounds`` by default)."""
         n = self.config.warmup_rounds if rounds is None else rounds
         for _ in range(n):
             self._round(self.k, measured=False)
@@ -512,6 +323,52 @@ class BenchmarkRun:
         extra = f" (in {len(self._errors)} rounds)" if len(self._errors) > 1 else ""
         return f"verification failed: {self._errors[0]}{extra}"
 
+    # -- the one measurement path ---------------------------------------------------------
+
+    def execute(self, plan: RunPlan | None = None, measure: Measure | None = None
+                ) -> BenchmarkRecord:
+        """Set up, calibrate (or take ``plan.k``), warm up, measure, verify, tear down.
+
+        Whatever breaks becomes the record's status and the run goes on: a missing service
+        gives ``skipped``, any other exception ``error``, data lost under a lock ``error:
+        verification failed``. Only bad parameters (:class:`ConfigError`) and interrupts
+        (Ctrl-C, SIGTERM turned into KeyboardInterrupt) propagate — after the record says
+        ``error: interrupted``, so the partial CSV stays honest.
+        """
+        plan = plan or RunPlan()
+        self.slowdown = plan.slowdown
+        rec = self.record
+        rounds = plan.rounds or self.config.rounds
+        try:
+            with self:
+                if plan.k is None:
+                    self.calibrate()
+                    self.warmup(plan.warmup)
+                else:  # the same k in every pass, so all rounds measure the same thing
+                    self.use_k(plan.k)
+                    warm = min(1, self.config.warmup_rounds) if plan.warmup is None else plan.warmup
+                    self.warmup(warm)
+                if measure is not None:
+                    measure(self.measure_round, rounds)
+                while len(rec.round_seconds) < rounds:  # what `measure` did not run
+                    self.measure_round()
+        except Unavailable as exc:
+            rec.status = Status.skipped(one_line(exc))
+        except ConfigError:
+            raise
+        except Exception as exc:  # whatever broke, this benchmark failed and the run goes on
+            rec.status = Status.error(describe_error(exc))
+        except BaseException as exc:  # Ctrl-C, SIGTERM: keep this row honest, then stop
+            rec.status = Status.error("interrupted" if isinstance(exc, KeyboardInterrupt)
+                                      else describe_error(exc))
+            raise
+        finally:
+            rec.round_pass = [plan.pass_index] * len(rec.round_seconds)
+        error = self.verification_error()
+        if rec.status.is_ok and error:
+            rec.status = Status.error(error)
+        return rec
+
 
 def run_benchmark(
     mech: Mechanism,
@@ -519,55 +376,22 @@ def run_benchmark(
     start_method: str,
     config: HarnessConfig | None = None,
     payload_bytes: int = 0,
+    plan: RunPlan | None = None,
+    measure: Measure | None = None,
 ) -> BenchmarkRecord:
-    """Measure one benchmark end to end. Failures become ``status = 'error: ...'``; a
-    mechanism whose service is missing (no redis-server, say) becomes ``'skipped: ...'``.
+    """Measure one benchmark end to end (see :meth:`BenchmarkRun.execute`).
 
-    Bad parameters (:class:`ConfigError`) still raise: they are the caller's mistake.
+    Bad parameters (:class:`ConfigError`) raise: they are the caller's mistake.
     """
-    run = BenchmarkRun(mech, processes, start_method, config, payload_bytes)
-    try:
-        with run:
-            run.calibrate()
-            run.warmup()
-            for _ in range(run.config.rounds):
-                run.measure_round()
-    except Unavailable as exc:
-        run.record.status = f"skipped: {one_line(exc)}"
-        return run.record
-    except ConfigError:
-        raise
-    except Exception as exc:  # whatever broke, this benchmark failed and the run goes on
-        run.record.status = f"error: {describe_error(exc)}"
-        return run.record
-    error = run.verification_error()
-    if error:
-        run.record.status = f"error: {error}"
-    return run.record
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as one line for a status column."""
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for a status column; the type is named unless it is one of ours (whose
-    messages already say what happened)."""
-    if isinstance(exc, WorkerError | Unavailable | ConfigError):
-        return one_line(exc)
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return BenchmarkRun(mech, processes, start_method, config, payload_bytes).execute(plan, measure)
 
 
 __all__ = [
-    "POOLS",
     "BenchmarkRun",
     "ConfigError",
     "HarnessConfig",
-    "ProcessPool",
-    "RoundTiming",
+    "Measure",
+    "RunPlan",
     "Unavailable",
     "WorkerError",
     "available_start_methods",
@@ -576,4 +400,3 @@ __all__ = [
     "run_benchmark",
     "validate",
 ]
-

@@ -2,7 +2,8 @@
 
 One file, no network: styles and the table-sorting script are inline, charts are referenced
 by relative name (they sit beside the page), so it works opened from disk or served as-is.
-Pure: :func:`index_html` returns text; :func:`sharebench.plot.render_all` writes it.
+Pure: :func:`index_html` returns text; :func:`sharebench.render.render_all` writes it. Built on
+:mod:`sharebench.views` (what rows mean), never on the chart module.
 (Named ``htmlpage`` rather than ``html`` so it never shadows the standard library module.)
 """
 
@@ -12,15 +13,17 @@ import html
 import math
 from typing import TYPE_CHECKING, Any
 
-from sharebench.plot import (
-    HARNESS_FAMILY,
+from sharebench import fmt
+from sharebench.schema import status_kinds
+from sharebench.views import (
+    failed_rows,
     family_color,
-    format_pct,
-    format_rate,
+    findings,
     is_unsafe,
+    one_value,
     series_label,
+    skipped_rows,
 )
-from sharebench.results import STATUS_OK, format_bytes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,6 +69,8 @@ th{background:#f3f3f3;cursor:pointer;user-select:none;position:sticky;top:0}
 th[aria-sort=ascending]::after{content:" \\25B2"}
 th[aria-sort=descending]::after{content:" \\25BC"}
 tr.error td{background:#fff3f3}
+tr.skipped td{color:#777}
+.skipped{background:#f6f6f6;border-left:4px solid #999;padding:.5rem 1rem}
 tr.unsafe td.sync{color:#b00020;font-weight:600}
 .swatch{display:inline-block;width:.8em;height:.8em;margin-right:.3em;vertical-align:middle}
 """
@@ -121,11 +126,6 @@ def _esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _one(df: pd.DataFrame, col: str) -> str:
-    values = [str(v) for v in df[col].drop_duplicates().tolist() if str(v)]
-    return " + ".join(values) if values else "?"
-
-
 def _cell(col: str, kind: str, value: Any) -> str:
     if kind != "num":
         cls = ' class="sync"' if col == "sync" else ""
@@ -136,7 +136,7 @@ def _cell(col: str, kind: str, value: Any) -> str:
     if col == "throughput_ops_s":
         shown = f"{number:,.0f}"
     elif col == "payload_bytes":
-        shown = format_bytes(int(number)) if number else "-"
+        shown = fmt.size(int(number)) if number else "-"
     elif col in ("median_s", "iqr_s"):
         shown = f"{number:.4g}"
     elif col in ("ns_per_op", "lost_pct"):
@@ -147,61 +147,62 @@ def _cell(col: str, kind: str, value: Any) -> str:
 
 
 def _verdicts(df: pd.DataFrame) -> str:
-    """Per operation: the fastest correct variant, and the variants that lose updates."""
-    ok = df[(df["status"].astype(str) == STATUS_OK) & (df["family"] != HARNESS_FAMILY)]
+    """Per operation: the fastest correct variant (:func:`sharebench.views.findings`), and
+    the variants that lose updates."""
     items = []
-    for op in sorted(str(o) for o in ok["operation"].unique()):
-        rows = ok[ok["operation"] == op]
-        safe = rows[[not is_unsafe(r) for _, r in rows.iterrows()]]
-        if safe.empty:
-            best = "no correct variant measured"
-        elif (safe["payload_bytes"] > 0).any():
-            # Bulk transfers: ops/s of different sizes do not compare; bytes/s do.
-            bps = safe["throughput_ops_s"] * safe["payload_bytes"]
-            top = safe.iloc[int(bps.to_numpy().argmax())]
-            best = (
-                f"highest bandwidth: <strong>{_esc(series_label(top))}</strong> "
-                f"({float(bps.max()) / 1e6:,.0f} MB/s, {_esc(top['start_method'])})"
+    for f in findings(df):
+        parts = []
+        if f.best is None:
+            parts.append("no correct variant between processes measured")
+        elif f.bulk:
+            bps = float(f.best["throughput_ops_s"]) * int(f.best["payload_bytes"])
+            parts.append(
+                f"highest bandwidth: <strong>{_esc(series_label(f.best))}</strong> "
+                f"({_esc(fmt.bandwidth(bps))}, {_esc(f.best['start_method'])})"
             )
         else:
+            n = int(f.best["processes"])
+            parts.append(
+                f"fastest correct between processes: "
+                f"<strong>{_esc(series_label(f.best))}</strong> "
+                f"({_esc(fmt.rate(float(f.best['throughput_ops_s'])))} with {n} "
+                f"process{'es' if n != 1 else ''}, {_esc(f.best['start_method'])})"
+            )
+        if f.best_thread is not None and not f.bulk:
             # The question is how *processes* share state: threads of one process are the
             # baseline they are measured against, named separately, never the winner.
-            shared = safe[safe["workers_kind"] == "process"]
-            threads = safe[safe["workers_kind"] != "process"]
-            parts = []
-            if not shared.empty:
-                top = shared.sort_values("throughput_ops_s").iloc[-1]
-                n = int(top["processes"])
-                parts.append(
-                    f"fastest correct between processes: "
-                    f"<strong>{_esc(series_label(top))}</strong> "
-                    f"({_esc(format_rate(float(top['throughput_ops_s'])))} with {n} "
-                    f"process{'es' if n != 1 else ''}, {_esc(top['start_method'])})"
-                )
-            if not threads.empty:
-                top = threads.sort_values("throughput_ops_s").iloc[-1]
-                parts.append(
-                    f"threads of one process, for comparison: {_esc(series_label(top))} "
-                    f"{_esc(format_rate(float(top['throughput_ops_s'])))}"
-                )
-            best = "; ".join(parts)
-        losers = rows[rows["lost_pct"] > 0]
-        if losers.empty:
+            parts.append(
+                f"threads of one process, for comparison: {_esc(series_label(f.best_thread))} "
+                f"{_esc(fmt.rate(float(f.best_thread['throughput_ops_s'])))}"
+            )
+        if not f.losers:
             loss = "no lost updates"
         else:
-            keys = ["mechanism", "sync", "payload_bytes"]
-            worst = (
-                losers.sort_values("lost_pct", ascending=False).drop_duplicates(subset=keys)
-            )
             loss = "lose updates: " + ", ".join(
                 f'<span class="loss">{_esc(series_label(r))} up to '
-                f"{_esc(format_pct(float(r['lost_pct'])))}%</span>"
-                for _, r in worst.iterrows()
+                f"{_esc(fmt.pct(float(r['lost_pct'])))}%</span>"
+                for r in f.losers
             )
-        items.append(f"<li><strong>{_esc(op)}</strong>: {best}; {loss}</li>")
+        items.append(f"<li><strong>{_esc(f.operation)}</strong>: {'; '.join(parts)}; {loss}</li>")
     if not items:
         items.append("<li>No successful benchmark in this run.</li>")
     return '<ul class="verdicts">' + "".join(items) + "</ul>"
+
+
+def _status_section(rows: pd.DataFrame, kind: str) -> str:
+    """The failed (or skipped) benchmarks, each with its reason."""
+    if rows.empty:
+        return ""
+    n = len(rows)
+    lis = "".join(
+        f"<li><code>{_esc(r['benchmark'])}</code>: {_esc(r['status'])}</li>"
+        for _, r in rows.iterrows()
+    )
+    title = (f"{n} failed benchmark{'s' if n != 1 else ''} (left out of the charts)"
+             if kind == "error" else
+             f"{n} skipped benchmark{'s' if n != 1 else ''} (could not run here; not failures)")
+    css = "errors" if kind == "error" else "skipped"
+    return f'<section class="{css}"><h2>{title}</h2><ul>{lis}</ul></section>'
 
 
 def _chart_text(name: str) -> str:
@@ -213,34 +214,24 @@ def _chart_text(name: str) -> str:
 
 def index_html(df: pd.DataFrame, charts: list[str], *, source: str = "") -> str:
     """The page for one run; ``charts`` are file names beside the page, shown in order."""
-    errors = df[df["status"].astype(str) != STATUS_OK]
+    failed, skipped = failed_rows(df), skipped_rows(df)
     run_rows = [
-        ("Machine", f"{_one(df, 'hostname')} — {_one(df, 'cpu_model')}"),
-        ("Cores", _one(df, "cpu_count")),
-        ("Python", _one(df, "python")),
-        ("Platform", _one(df, "platform")),
-        ("Date (UTC)", _one(df, "timestamp_utc")),
-        ("Run id", _one(df, "run_id")),
-        ("Profile", _one(df, "profile")),
-        ("Run status", _one(df, "run_status")),
-        ("Git commit", _one(df, "git_commit")),
-        ("Benchmarks", f"{len(df)} ({len(errors)} failed)"),
+        ("Machine", f"{one_value(df, 'hostname')} — {one_value(df, 'cpu_model')}"),
+        ("Cores", one_value(df, "cpu_count")),
+        ("Python", one_value(df, "python")),
+        ("Platform", one_value(df, "platform")),
+        ("Date (UTC)", one_value(df, "timestamp_utc")),
+        ("Run id", one_value(df, "run_id")),
+        ("Profile", one_value(df, "profile")),
+        ("Run status", one_value(df, "run_status")),
+        ("Git commit", one_value(df, "git_commit")),
+        ("Benchmarks", f"{len(df)} ({len(failed)} failed, {len(skipped)} skipped)"),
     ]
     if source:
         run_rows.append(("Source", source))
     run_dl = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in run_rows)
 
-    error_html = ""
-    if not errors.empty:
-        lis = "".join(
-            f"<li><code>{_esc(r['benchmark'])}</code>: {_esc(r['status'])}</li>"
-            for _, r in errors.iterrows()
-        )
-        error_html = (
-            f'<section class="errors"><h2>{len(errors)} failed benchmark'
-            f"{'s' if len(errors) != 1 else ''} (left out of the charts)</h2>"
-            f"<ul>{lis}</ul></section>"
-        )
+    error_html = _status_section(failed, "error") + _status_section(skipped, "skipped")
 
     figures = "".join(
         f'<figure id="chart-{_esc(name.removesuffix(".png"))}">'
@@ -255,10 +246,11 @@ def index_html(df: pd.DataFrame, charts: list[str], *, source: str = "") -> str:
         for col, title, kind in TABLE_COLUMNS
     )
     body = []
-    for _, row in df.iterrows():
+    kinds = status_kinds(df["status"]).tolist()
+    for status_kind, (_, row) in zip(kinds, df.iterrows(), strict=True):
         classes = []
-        if str(row["status"]) != STATUS_OK:
-            classes.append("error")
+        if status_kind != "ok":
+            classes.append(status_kind)
         elif is_unsafe(row):
             classes.append("unsafe")
         cells = []
@@ -272,7 +264,7 @@ def index_html(df: pd.DataFrame, charts: list[str], *, source: str = "") -> str:
         cls = f' class="{" ".join(classes)}"' if classes else ""
         body.append(f"<tr{cls}>{''.join(cells)}</tr>")
 
-    title = f"sharebench results — {_one(df, 'hostname')} — run {_one(df, 'run_id')}"
+    title = f"sharebench results — {one_value(df, 'hostname')} — run {one_value(df, 'run_id')}"
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

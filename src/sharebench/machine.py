@@ -10,7 +10,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sharebench.results import RunInfo
+from sharebench.schema import RunInfo
 
 
 def cpu_model() -> str:

@@ -7,11 +7,7 @@ canvas and no pyplot state: ``import sharebench`` stays light and nothing needs 
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sharebench.compare import COMPARED_VERDICTS, FASTER, INSUFFICIENT, SAME, SLOWER
@@ -143,22 +139,3 @@ def _ratio_ticks(ax: Any, left: float, right: float) -> None:
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.3g}"))
-
-
-def save_png(fig: Figure, path: str | os.PathLike[str], dpi: int = 110) -> Path:
-    """Write the figure as PNG atomically: temp file in the same directory, then os.replace."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=dpi)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a chart is meant to be shared
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return target

@@ -1,6 +1,8 @@
 """Findings from a summary CSV as Markdown: the README's table and the terminal summary.
 
-Pure functions over a DataFrame (``results.read_summary``); the command does the I/O.
+Pure functions over a DataFrame (``results.read_summary``); the command does the I/O. What a
+row means, and which variant is the fastest correct one, comes from :mod:`sharebench.views`,
+as on the page.
 """
 
 from __future__ import annotations
@@ -8,33 +10,15 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from sharebench.results import format_bytes
+from sharebench.fmt import duration_ns, si, size
+from sharebench.schema import Status
+from sharebench.views import findings, series_label, status_counts
 
 if TYPE_CHECKING:
     import pandas as pd
 
 README_START = "<!-- sharebench:findings:start -->"
 README_END = "<!-- sharebench:findings:end -->"
-
-
-def _si(x: float) -> str:
-    """``1234567 -> '1.23M'``."""
-    if not math.isfinite(x):
-        return "–"
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g}{unit}"
-    return f"{x:.3g}"
-
-
-def _ns(x: float) -> str:
-    if not math.isfinite(x):
-        return "–"
-    if x >= 1e6:
-        return f"{x / 1e6:.3g} ms"
-    if x >= 1e3:
-        return f"{x / 1e3:.3g} µs"
-    return f"{x:.3g} ns"
 
 
 Row = dict[str, Any]
@@ -68,18 +52,19 @@ def findings_table(df: pd.DataFrame, start_method: str | None = None) -> str:
     for (op, mech, sync), by_p in sorted(
         grouped.items(), key=lambda kv: (order.get(kv[0][0], 9), cost(kv[1]))
     ):
-        cells = [op, f"`{mech}/{sync}`", _ns(cost(by_p))]
+        cells = [op, f"`{mech}/{sync}`", duration_ns(cost(by_p))]
         for p in procs:
             cell = by_p.get(p)
             if cell is None:
                 cells.append("")
             else:
-                cells.append(_si(float(cell["throughput_ops_s"])) if cell["status"] == "ok"
-                             else "error")
+                kind = Status.parse(str(cell["status"])).kind
+                cells.append(si(float(cell["throughput_ops_s"])) if kind == "ok" else kind)
         lost = float(by_p[max(by_p)]["lost_pct"])
         cells.append(f"**{lost:.1f} %**" if lost > 0 else "0")
-        errors = sum(1 for r in by_p.values() if r["status"] != "ok")
-        cells.append("ok" if not errors else f"{errors} error(s)")
+        kinds = [Status.parse(str(r["status"])).kind for r in by_p.values()]
+        bad = [f"{kinds.count(k)} {k}" for k in ("error", "skipped") if k in kinds]
+        cells.append(", ".join(bad) if bad else "ok")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -95,11 +80,11 @@ def transfer_table(df: pd.DataFrame) -> str:
         label = f"`{r['mechanism']}/{r['sync']}`"
         rate = float(r["throughput_ops_s"]) * int(r["payload_bytes"]) / 1e6
         by_mech.setdefault(label, {})[int(r["payload_bytes"])] = rate
-    head = ["transfer (MB/s)", *(format_bytes(n) for n in sizes)]
+    head = ["transfer (MB/s)", *(size(n) for n in sizes)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     biggest = sizes[-1]
     for label, rates in sorted(by_mech.items(), key=lambda kv: -kv[1].get(biggest, 0.0)):
-        cells = [label] + [_si(rates[n]) if n in rates else "" for n in sizes]
+        cells = [label] + [si(rates[n]) if n in rates else "" for n in sizes]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -119,7 +104,7 @@ def transfer_headline(df: pd.DataFrame) -> list[str]:
     limit = float(memcpy[0]["throughput_ops_s"]) * biggest / 1e9
     got = float(best["throughput_ops_s"]) * biggest / 1e9
     return [
-        f"Bulk data: at {format_bytes(biggest)} `{best['mechanism']}` moves {got:.3g} GB/s between "
+        f"Bulk data: at {size(biggest)} `{best['mechanism']}` moves {got:.3g} GB/s between "
         f"processes, {got / limit:.2f}× of this machine's memcpy ({limit:.3g} GB/s)."
     ]
 
@@ -142,17 +127,18 @@ def headline(df: pd.DataFrame) -> list[str]:
     if noop is not None and real:
         fastest = min(real, key=lambda r: float(r["ns_per_op"]))
         out.append(
-            f"Harness overhead: the empty loop costs {_ns(noop)} per operation, "
+            f"Harness overhead: the empty loop costs {duration_ns(noop)} per operation, "
             f"{100 * noop / float(fastest['ns_per_op']):.1f} % of the fastest operation on "
             f"state shared between processes (`{fastest['mechanism']}/{fastest['sync']}` "
-            f"{fastest['operation']}, {_ns(float(fastest['ns_per_op']))})."
+            f"{fastest['operation']}, {duration_ns(float(fastest['ns_per_op']))})."
         )
     value_lock = ns("value", "lock", "increment")
     manager_lock = ns("manager-value", "lock", "increment")
     if value_lock and manager_lock:
         out.append(
-            f"A locked increment on a shared `Value` costs {_ns(value_lock)}; the same through "
-            f"a Manager proxy costs {_ns(manager_lock)} ({manager_lock / value_lock:.0f}× "
+            f"A locked increment on a shared `Value` costs {duration_ns(value_lock)}; the same "
+            f"through a Manager proxy costs {duration_ns(manager_lock)} "
+            f"({manager_lock / value_lock:.0f}× "
             "slower): every proxy access is a round trip to the server process."
         )
     racy = [r for r in ok if r["sync"] == "none" and int(r["processes"]) > 1
@@ -165,6 +151,15 @@ def headline(df: pd.DataFrame) -> list[str]:
             f"the counter: up to {float(worst['lost_pct']):.0f} % lost "
             f"(`{worst['mechanism']}/none` at {int(worst['processes'])} processes); "
             f"every lock/atomic variant lost {safe_lost}."
+        )
+    for f in findings(df):
+        if f.best is None or f.bulk:
+            continue
+        n = int(f.best["processes"])
+        out.append(
+            f"Fastest correct way to {f.operation} between processes here: "
+            f"`{series_label(f.best)}`, {si(float(f.best['throughput_ops_s']))} ops/s with {n} "
+            f"process{'es' if n != 1 else ''}."
         )
     return out
 
@@ -185,10 +180,13 @@ def findings_markdown(df: pd.DataFrame) -> str:
     """Run description, headline sentences and the findings table."""
     parts = [describe_run(df), ""]
     parts += [f"- {line}" for line in headline(df)]
-    errors = [r for r in _rows(df) if r["status"] != "ok"]
-    if errors:
-        parts.append(f"- {len(errors)} benchmark(s) failed: "
-                     + "; ".join(f"`{r['benchmark']}`: {r['status']}" for r in errors))
+    counts = status_counts(df)
+    for kind, n, verb in (("error", counts.failed, "failed"),
+                          ("skipped", counts.skipped, "were skipped")):
+        if n:
+            rows = [r for r in _rows(df) if Status.parse(str(r["status"])).kind == kind]
+            parts.append(f"- {n} benchmark(s) {verb}: "
+                         + "; ".join(f"`{r['benchmark']}`: {r['status']}" for r in rows))
     parts += [f"- {line}" for line in transfer_headline(df)]
     parts += ["", findings_table(df)]
     transfers = transfer_table(df)

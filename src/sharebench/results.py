@@ -1,358 +1,51 @@
-"""Result schema, row building and CSV read/validate/write.
+"""Results files: write a run's CSVs atomically, read them back strictly.
 
-Two files per run, both versioned by ``schema_version``:
+Two files per run (their columns and format history are in :mod:`sharebench.schema`):
 
 * the *summary* CSV (``results/latest.csv``): one row per benchmark;
 * the *rounds* CSV (``results/latest.rounds.csv``): one row per measured round of every
   benchmark, so comparisons can use the whole distribution, not just the median.
 
-Column order follows pytest-benchmark's habit: identity first, then parameters, then metrics.
-
-CSV format history (bump ``SCHEMA_VERSION`` on any change a reader could notice):
-
-* 1 — first version: run/machine identity, benchmark identity (mechanism, sync, operation,
-  processes, start_method, workers_kind, payload_bytes), round parameters, timing metrics,
-  verification (issued_ops, lost_updates, duplicates, lost_pct) and status.
-* 2 — rounds CSV: ``pass`` (which pass through the suite measured the round), so comparisons
-  can tell the drift within a run; status is one of ``ok``, ``error: ...``, ``skipped: ...``
-  and an ok row has at least one round.
-
 Reading is strict (as pyperf refuses zero or negative timings): a file with another schema
-version, a missing column, or impossible numbers raises :class:`ResultsError` with one line that
-says what is wrong. I/O is confined to :func:`read_summary`, :func:`read_rounds` and
-:func:`write_run`; everything else is pure.
+version, a missing column, or impossible numbers raises :class:`ResultsError` with one line
+that says what is wrong. This module is the only one that reads or writes results files.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from sharebench.errors import ResultsError
+from sharebench.fmt import atomic_write
+from sharebench.schema import (
+    BENCHMARK_KEY,
+    FLOAT_COLUMNS,
+    INT_COLUMNS,
+    POSITIVE_OK,
+    ROUND_COLUMNS,
+    SCHEMA_VERSION,
+    SUMMARY_COLUMNS,
+    BenchmarkRecord,
+    RunInfo,
+    Status,
+    round_rows,
+    summary_row,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 2
-
-#: Columns that identify one benchmark across runs (used to match baseline and current).
-BENCHMARK_KEY: tuple[str, ...] = (
-    "mechanism",
-    "sync",
-    "operation",
-    "processes",
-    "start_method",
-    "payload_bytes",
-)
-
-RUN_COLUMNS: tuple[str, ...] = (
-    "schema_version",
-    "run_id",
-    "run_status",
-    "timestamp_utc",
-    "profile",
-    "hostname",
-    "cpu_model",
-    "cpu_count",
-    "python",
-    "platform",
-    "git_commit",
-)
-
-SUMMARY_COLUMNS: tuple[str, ...] = (
-    *RUN_COLUMNS,
-    # identity of the benchmark
-    "benchmark",
-    "family",
-    "mechanism",
-    "sync",
-    "operation",
-    "processes",
-    "start_method",
-    "workers_kind",
-    "payload_bytes",
-    # parameters of the measurement
-    "ops_per_worker",
-    "ops_per_round",
-    "rounds",
-    "warmup_rounds",
-    "round_target_s",
-    # metrics
-    "median_s",
-    "iqr_s",
-    "min_s",
-    "max_s",
-    "mean_s",
-    "stdev_s",
-    "throughput_ops_s",
-    "ns_per_op",
-    "setup_s",
-    "issued_ops",
-    "lost_updates",
-    "duplicates",
-    "lost_pct",
-    "status",
-)
-
-ROUND_COLUMNS: tuple[str, ...] = (
-    "schema_version",
-    "run_id",
-    "benchmark",
-    "mechanism",
-    "sync",
-    "operation",
-    "processes",
-    "start_method",
-    "payload_bytes",
-    "pass",
-    "round",
-    "seconds",
-    "ops",
-    "throughput_ops_s",
-    "lost_updates",
-)
-
-_INT_COLUMNS = frozenset(
-    {
-        "schema_version",
-        "cpu_count",
-        "processes",
-        "payload_bytes",
-        "ops_per_worker",
-        "ops_per_round",
-        "rounds",
-        "warmup_rounds",
-        "issued_ops",
-        "lost_updates",
-        "duplicates",
-        "round",
-        "pass",
-        "ops",
-    }
-)
-_FLOAT_COLUMNS = frozenset(
-    {
-        "round_target_s",
-        "median_s",
-        "iqr_s",
-        "min_s",
-        "max_s",
-        "mean_s",
-        "stdev_s",
-        "throughput_ops_s",
-        "ns_per_op",
-        "setup_s",
-        "lost_pct",
-        "seconds",
-    }
-)
-#: Timing columns that must be finite and > 0 in every ok row (pyperf refuses the rest).
-_POSITIVE_OK = ("median_s", "throughput_ops_s", "ns_per_op")
-
-STATUS_OK = "ok"
+__all__ = ["ResultsError", "read_rounds", "read_summary", "rounds_path_for", "to_csv_text",
+           "write_run"]
 
 #: A full-profile summary is ~100 KiB and its rounds file a few MiB; anything far larger is
 #: not ours, and reading it would only burn memory before failing.
 MAX_CSV_BYTES = 64 * 2**20
-
-
-class ResultsError(ValueError):
-    """A results file that cannot be used; the message is one line for the user."""
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """Who, where and when: stored with every row so a CSV is self-describing."""
-
-    run_id: str
-    timestamp_utc: str
-    profile: str
-    hostname: str
-    cpu_model: str
-    cpu_count: int
-    python: str
-    platform: str
-    git_commit: str
-    run_status: str = "complete"
-
-    def columns(self) -> dict[str, Any]:
-        """The run columns of a row, in schema order."""
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "run_id": self.run_id,
-            "run_status": self.run_status,
-            "timestamp_utc": self.timestamp_utc,
-            "profile": self.profile,
-            "hostname": self.hostname,
-            "cpu_model": self.cpu_model,
-            "cpu_count": self.cpu_count,
-            "python": self.python,
-            "platform": self.platform,
-            "git_commit": self.git_commit,
-        }
-
-
-@dataclass
-class BenchmarkRecord:
-    """Everything measured for one benchmark; turns into one summary row and N round rows."""
-
-    family: str
-    mechanism: str
-    sync: str
-    operation: str
-    processes: int
-    start_method: str
-    workers_kind: str = "process"
-    payload_bytes: int = 0
-    ops_per_worker: int = 0
-    warmup_rounds: int = 0
-    round_target_s: float = 0.0
-    setup_s: float = math.nan
-    round_seconds: list[float] = field(default_factory=list)
-    round_lost: list[int] = field(default_factory=list)
-    #: The pass through the suite that measured each round (0 when there is one pass).
-    round_pass: list[int] = field(default_factory=list)
-    issued_ops: int = 0
-    lost_updates: int = 0
-    duplicates: int = 0
-    status: str = STATUS_OK
-
-    @property
-    def ops_per_round(self) -> int:
-        """Operations of all workers together in one round."""
-        return self.ops_per_worker * self.processes
-
-    @property
-    def benchmark_id(self) -> str:
-        """Readable id, e.g. ``value-lock-increment-p2-fork`` (pytest uses the same)."""
-        return benchmark_id(
-            self.mechanism,
-            self.sync,
-            self.operation,
-            self.processes,
-            self.start_method,
-            self.payload_bytes,
-        )
-
-
-def benchmark_id(
-    mechanism: str,
-    sync: str,
-    operation: str,
-    processes: int,
-    start_method: str,
-    payload_bytes: int = 0,
-) -> str:
-    """The readable id of one benchmark; sizes appear only for bulk transfers."""
-    size = f"-{format_bytes(payload_bytes)}" if payload_bytes else ""
-    return f"{mechanism}-{sync}-{operation}{size}-p{processes}-{start_method}"
-
-
-def format_bytes(n: int) -> str:
-    """``1024 -> '1KiB'``; exact powers only, otherwise bytes ('1500B')."""
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= scale and n % scale == 0:
-            return f"{n // scale}{unit}"
-    return f"{n}B"
-
-
-def _quantile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear-interpolation quantile (numpy's default), without importing numpy."""
-    if not sorted_values:
-        return math.nan
-    pos = (len(sorted_values) - 1) * q
-    lo = math.floor(pos)
-    hi = math.ceil(pos)
-    frac = pos - lo
-    return sorted_values[lo] * (1 - frac) + sorted_values[hi] * frac
-
-
-def summary_row(record: BenchmarkRecord, run: RunInfo) -> dict[str, Any]:
-    """One summary row from a record: statistics over its measured rounds. A record that
-    says ok but measured nothing is written as an error, never as an ok row without data."""
-    times = sorted(record.round_seconds)
-    status = record.status
-    if status == STATUS_OK and not times:
-        status = "error: no round was measured"
-    n = len(times)
-    median = _quantile(times, 0.5)
-    mean = sum(times) / n if n else math.nan
-    stdev = (
-        math.sqrt(sum((t - mean) ** 2 for t in times) / (n - 1)) if n > 1 else math.nan
-    )
-    ops = record.ops_per_round
-    throughput = ops / median if n and median > 0 else math.nan
-    issued = record.issued_ops
-    row = {
-        **run.columns(),
-        "benchmark": record.benchmark_id,
-        "family": record.family,
-        "mechanism": record.mechanism,
-        "sync": record.sync,
-        "operation": record.operation,
-        "processes": record.processes,
-        "start_method": record.start_method,
-        "workers_kind": record.workers_kind,
-        "payload_bytes": record.payload_bytes,
-        "ops_per_worker": record.ops_per_worker,
-        "ops_per_round": ops,
-        "rounds": n,
-        "warmup_rounds": record.warmup_rounds,
-        "round_target_s": record.round_target_s,
-        "median_s": median,
-        "iqr_s": _quantile(times, 0.75) - _quantile(times, 0.25) if n else math.nan,
-        "min_s": times[0] if n else math.nan,
-        "max_s": times[-1] if n else math.nan,
-        "mean_s": mean,
-        "stdev_s": stdev,
-        "throughput_ops_s": throughput,
-        "ns_per_op": 1e9 / throughput if math.isfinite(throughput) and throughput > 0 else math.nan,
-        "setup_s": record.setup_s,
-        "issued_ops": issued,
-        "lost_updates": record.lost_updates,
-        "duplicates": record.duplicates,
-        "lost_pct": 100.0 * record.lost_updates / issued if issued else 0.0,
-        "status": status,
-    }
-    assert tuple(row) == SUMMARY_COLUMNS, "summary_row out of step with SUMMARY_COLUMNS"
-    return row
-
-
-def round_rows(record: BenchmarkRecord, run: RunInfo) -> list[dict[str, Any]]:
-    """One row per measured round of a record."""
-    rows = []
-    ops = record.ops_per_round
-    n = len(record.round_seconds)
-    # An interrupted benchmark may have fewer entries in a list: pad, never lose the run.
-    lost = (record.round_lost + [0] * n)[:n]
-    passes = (record.round_pass + [record.round_pass[-1] if record.round_pass else 0] * n)[:n]
-    for i, (seconds, lost_i, pass_i) in enumerate(zip(record.round_seconds, lost, passes,
-                                                       strict=True)):
-        rows.append(
-            {
-                "schema_version": SCHEMA_VERSION,
-                "run_id": run.run_id,
-                "benchmark": record.benchmark_id,
-                "mechanism": record.mechanism,
-                "sync": record.sync,
-                "operation": record.operation,
-                "processes": record.processes,
-                "start_method": record.start_method,
-                "payload_bytes": record.payload_bytes,
-                "pass": pass_i,
-                "round": i,
-                "seconds": seconds,
-                "ops": ops,
-                "throughput_ops_s": ops / seconds if seconds > 0 else math.nan,
-                "lost_updates": lost_i,
-            }
-        )
-    return rows
 
 
 # --------------------------------------------------------------------------------------
@@ -380,32 +73,6 @@ def to_csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> st
     for row in rows:
         writer.writerow({c: _format(row[c]) for c in columns})
     return buf.getvalue()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory and ``os.replace``.
-
-    A crash mid-write leaves the old file intact, never a truncated one.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; results are for reading
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def rounds_path_for(summary_path: Path) -> Path:
@@ -438,7 +105,7 @@ def write_run(
             n += 1
         targets += [(hist, summary), (rounds_path_for(hist), rounds)]
     for path, text in targets:
-        atomic_write_text(path, text)
+        atomic_write(path, text)
         written.append(path)
     return written
 
@@ -497,14 +164,14 @@ def _coerce(df: pd.DataFrame, path: Path, columns: Sequence[str]) -> pd.DataFram
         raise ResultsError(f"{path}: header only, no rows")
     out = df.copy()
     for col in columns:
-        if col in _INT_COLUMNS or col in _FLOAT_COLUMNS:
+        if col in INT_COLUMNS or col in FLOAT_COLUMNS:
             raw = out[col].astype(str).str.strip()
             num = pd.to_numeric(raw.replace("", "nan"), errors="coerce")
             bad = num.isna() & ~raw.str.lower().isin(["", "nan"])
             if bad.any():
                 value = raw[bad].iloc[0]
                 raise ResultsError(f"{path}: column {col} has non-numeric value {value!r}")
-            if col in _INT_COLUMNS:
+            if col in INT_COLUMNS:
                 if num.isna().any():
                     raise ResultsError(f"{path}: column {col} has an empty value")
                 if (num.abs() > 2**62).any():  # inf included
@@ -521,7 +188,7 @@ def _refuse_impossible(df: pd.DataFrame, path: Path, ok_mask: pd.Series[bool]) -
     import numpy as np
 
     for col in df.columns:
-        if col in _INT_COLUMNS or col in _FLOAT_COLUMNS:
+        if col in INT_COLUMNS or col in FLOAT_COLUMNS:
             values = df[col].to_numpy(dtype="float64")
             if np.isinf(values).any():
                 raise ResultsError(f"{path}: column {col} has an infinite value")
@@ -530,7 +197,7 @@ def _refuse_impossible(df: pd.DataFrame, path: Path, ok_mask: pd.Series[bool]) -
     for col in ("processes",):
         if col in df.columns and (df[col] < 1).any():
             raise ResultsError(f"{path}: column {col} must be >= 1")
-    for col in _POSITIVE_OK:
+    for col in POSITIVE_OK:
         if col in df.columns:
             values = df.loc[ok_mask, col].to_numpy(dtype="float64")
             if (~np.isfinite(values) | (values <= 0)).any():
@@ -543,14 +210,12 @@ def read_summary(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read and validate a summary CSV; raise :class:`ResultsError` if it cannot be used."""
     p = Path(path)
     df = _coerce(_read_csv(p, "sharebench summary"), p, SUMMARY_COLUMNS)
-    status = df["status"].astype(str)
-    valid = (status == STATUS_OK) | status.str.startswith("error: ") | status.str.startswith(
-        "skipped: ")
-    if not valid.all():
-        raise ResultsError(
-            f"{p}: status {status[~valid].iloc[0]!r} is not ok, 'error: ...' or 'skipped: ...'"
-        )
-    ok = df["status"] == STATUS_OK
+    for text in df["status"].astype(str).unique():
+        try:
+            Status.parse(text)
+        except ValueError as exc:
+            raise ResultsError(f"{p}: {exc}") from None
+    ok = df["status"] == str(Status.OK)
     _refuse_impossible(df, p, ok)
     dup = df.duplicated(subset=list(BENCHMARK_KEY), keep=False)
     if dup.any():

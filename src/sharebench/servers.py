@@ -26,20 +26,18 @@ so every row of those benchmarks reads ``skipped: <reason>``.
 
 A Manager over TCP normally needs nothing from here (each benchmark starts its own server on
 127.0.0.1 with a random authkey). ``--manager-address HOST:PORT`` points it at a server the
-*user* runs, e.g. on another host, with ``python -m sharebench.servers manager HOST:PORT``; that
+*user* runs, e.g. on another host, with ``sharebench manager HOST:PORT``; that
 server's authkey reaches the suite through ``SHAREBENCH_MANAGER_AUTHKEY`` (hex), never on the
 command line.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
@@ -329,43 +327,3 @@ class Services:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def serve_manager(address: str, authkey_hex: str | None = None) -> None:
-    """Run a Manager server for ``--manager-address`` in the foreground until Ctrl-C."""
-    import secrets
-
-    from sharebench.mechanisms.manager_tcp import BenchManager
-
-    host, port = parse_address(address)
-    authkey = bytes.fromhex(authkey_hex) if authkey_hex else secrets.token_bytes(32)
-    manager = BenchManager(address=(host, port), authkey=authkey)
-    server = manager.get_server()
-    bound = f"{host}:{server.address[1]}"  # type: ignore[index]  # a TCP address here
-    print(f"sharebench manager serving at {bound}", flush=True)
-    if not authkey_hex:
-        print(f"run the suite with {MANAGER_AUTHKEY_ENV}={authkey.hex()} "
-              f"--manager-address {bound}", flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.serve_forever()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m sharebench.servers manager HOST:PORT``: serve ``--manager-address``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m sharebench.servers")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("manager", help="run a Manager server for --manager-address")
-    serve.add_argument("address", help="HOST:PORT to listen on, e.g. 0.0.0.0:50000")
-    args = parser.parse_args(argv)
-    try:
-        serve_manager(args.address, os.environ.get(MANAGER_AUTHKEY_ENV) or None)
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

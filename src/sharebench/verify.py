@@ -1,7 +1,8 @@
 """Verification after every round: what the workers issued vs what the shared object holds.
 
 Appended items encode ``(worker + 1) << TAG_SHIFT | seq``, so a missing item, a duplicate and
-a foreign value (a slot skipped or torn by a race) are told apart. Pure functions.
+a foreign value (a slot skipped or torn by a race) are told apart. Pure functions; the tag
+encoding lives here, beside its decoding, and the mechanisms import it from here.
 """
 
 from __future__ import annotations
@@ -10,7 +11,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sharebench.mechanisms.base import SEQ_MASK, TAG_SHIFT
+#: Bits of an appended item that hold the per-worker sequence number; the rest hold worker+1.
+TAG_SHIFT = 40
+SEQ_MASK = (1 << TAG_SHIFT) - 1
+
+
+def worker_tag(worker: int) -> int:
+    """The ``base`` of worker ``worker`` (0-based): its items are ``base + seq``."""
+    return (worker + 1) << TAG_SHIFT
+
+
+def worker_of(base: int) -> int:
+    """The worker (0-based) whose tag is ``base``: the inverse of :func:`worker_tag`."""
+    return (base >> TAG_SHIFT) - 1
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from sharebench.results import BenchmarkRecord, RunInfo, write_run
+from sharebench.results import write_run
+from sharebench.schema import BenchmarkRecord, RunInfo
 
 HERE = Path(__file__).parent
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from make_plot_fixtures import RUN, _record
 
-from sharebench.results import BenchmarkRecord, write_run
+from sharebench.results import write_run
+from sharebench.schema import BenchmarkRecord
 
 HERE = Path(__file__).parent
 SIZES = tuple(1024 * 4**i for i in (0, 3, 6, 8))

@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sharebench.cli import UsageError
-
 HELP = (
     "compare two runs: 99% CI of the throughput ratio, Mann-Whitney U with Holm correction, "
     "optional machine normalisation; exit 1 on a regression"
@@ -52,19 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Compare, print the report, write the CSV and the figure; return 0 or 1."""
     from sharebench import results
-    from sharebench.compare import (
-        RegressionRule,
-        RuleError,
-        compare_csv_text,
-        compare_runs,
-        markdown_report,
-    )
-    from sharebench.plot_compare import compare_figure, save_png
+    from sharebench.compare import compare_runs
+    from sharebench.compare_report import compare_csv_text, markdown_report
+    from sharebench.fmt import atomic_write
+    from sharebench.plot_base import save_png
+    from sharebench.plot_compare import compare_figure
+    from sharebench.rules import RegressionRule
 
-    try:
-        rule = RegressionRule.parse(args.threshold, args.alpha, args.noise)
-    except RuleError as exc:
-        raise UsageError(str(exc)) from None
+    rule = RegressionRule.parse(args.threshold, args.alpha, args.noise)
 
     baseline: Path = args.baseline
     current: Path = args.current
@@ -83,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     print(markdown_report(comparison), end="")
     out: Path = args.out
     csv_path = out / "compare.csv"
-    results.atomic_write_text(csv_path, compare_csv_text(comparison))
-    png_path = save_png(compare_figure(comparison.table), out / "compare.png")
+    atomic_write(csv_path, compare_csv_text(comparison))
+    png_path = save_png(compare_figure(comparison.table), out / "compare.png", dpi=110)
     print(f"\nWrote {csv_path} and {png_path}")
     return comparison.exit_code

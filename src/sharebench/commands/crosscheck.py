@@ -15,8 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sharebench.cli import UsageError
     from sharebench.crosscheck import STATEMENTS, timeit_ns
+    from sharebench.errors import UsageError
     from sharebench.results import read_summary
 
     df = read_summary(args.csv)

@@ -12,7 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sharebench.cli import UsageError
+    from sharebench.errors import UsageError
     from sharebench.harness import available_start_methods
     from sharebench.mechanisms import OPERATIONS, all_mechanisms
 

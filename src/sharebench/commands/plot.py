@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate the CSV (and its rounds file), render everything, report what was written."""
-    from sharebench.cli import UsageError
+    from sharebench.errors import UsageError
     from sharebench.results import read_rounds, read_summary, rounds_path_for
 
     csv: Path = args.csv
@@ -40,12 +40,13 @@ def run(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from sharebench.plot import render_all
+    from sharebench.render import render_all
+    from sharebench.views import status_counts
 
     written = render_all(df, out, rounds=rounds, source=str(csv))
     charts = [p for p in written if p.suffix == ".png"]
-    n_err = int((df["status"].astype(str) != "ok").sum())
-    note = f"; {n_err} error row{'s' if n_err != 1 else ''} left out" if n_err else ""
+    left_out = status_counts(df).describe_left_out()
+    note = f"; {left_out.removesuffix(' omitted')} left out" if left_out else ""
     print(
         f"sharebench plot: {len(charts)} charts and index.html in {out}/ "
         f"from {len(df)} rows{note}",

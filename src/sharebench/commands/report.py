@@ -18,9 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sharebench.cli import UsageError
+    from sharebench.errors import UsageError
+    from sharebench.fmt import atomic_write
     from sharebench.report import findings_markdown, splice_readme
-    from sharebench.results import atomic_write_text, read_summary
+    from sharebench.results import read_summary
+    from sharebench.views import status_counts
 
     df = read_summary(args.csv)
     text = findings_markdown(df)
@@ -28,11 +30,11 @@ def run(args: argparse.Namespace) -> int:
     if args.readme:
         readme = Path(args.readme)
         try:
-            atomic_write_text(readme, splice_readme(readme.read_text(encoding="utf-8"), text))
+            atomic_write(readme, splice_readme(readme.read_text(encoding="utf-8"), text))
         except (OSError, ValueError) as exc:
             raise UsageError(f"{readme}: {exc}") from None
         print(f"\nupdated {readme}")
-    errors = int(df["status"].str.startswith("error").sum())  # skipped rows say why, and pass
+    errors = status_counts(df).failed  # skipped rows say why, and pass
     if args.check and errors:
         print(f"\n{errors} benchmark(s) have an error status")
         return 1

@@ -1,7 +1,9 @@
 """Registry of mechanisms: ``mechanism/sync/operation`` -> :class:`Mechanism`.
 
 A new mechanism is one small module with a ``MECHANISMS`` tuple, plus one line in
-``FAMILY_MODULES``.
+``FAMILY_MODULES``. A module outside the suite with the same ``MECHANISMS`` tuple can be
+benchmarked without changing the suite (``--sharebench-mechanisms my.module``; see
+:func:`module_mechanisms`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import importlib
 from functools import cache
 
+from sharebench.errors import SharebenchError
 from sharebench.mechanisms.base import OPERATIONS, SYNCS, Mechanism
 
 FAMILY_MODULES: tuple[str, ...] = (
@@ -25,22 +28,37 @@ FAMILY_MODULES: tuple[str, ...] = (
     "sharebench.mechanisms.manager_tcp",
 )
 
-__all__ = ["OPERATIONS", "SYNCS", "Mechanism", "UnknownMechanism", "all_mechanisms", "get"]
+__all__ = ["OPERATIONS", "SYNCS", "Mechanism", "UnknownMechanism", "all_mechanisms", "get",
+           "module_mechanisms"]
 
 
-class UnknownMechanism(KeyError):
+class UnknownMechanism(SharebenchError, KeyError):
     """No such benchmark; the message lists the valid choices."""
 
     def __str__(self) -> str:
         return str(self.args[0])
 
 
+def module_mechanisms(module_name: str) -> tuple[Mechanism, ...]:
+    """The ``MECHANISMS`` tuple of an importable module; :class:`UnknownMechanism` if the
+    module cannot be imported or holds no such tuple of :class:`Mechanism`."""
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UnknownMechanism(f"cannot import mechanism module {module_name!r}: {exc}") from None
+    found = getattr(module, "MECHANISMS", None)
+    if not isinstance(found, tuple) or not all(isinstance(m, Mechanism) for m in found):
+        raise UnknownMechanism(
+            f"module {module_name!r} has no MECHANISMS tuple of sharebench Mechanism objects"
+        )
+    return found
+
+
 @cache
 def _registry() -> dict[str, Mechanism]:
     registry: dict[str, Mechanism] = {}
     for module_name in FAMILY_MODULES:
-        module = importlib.import_module(module_name)
-        for mech in module.MECHANISMS:
+        for mech in module_mechanisms(module_name):
             if mech.key in registry:
                 raise RuntimeError(f"mechanism {mech.key} registered twice ({module_name})")
             registry[mech.key] = mech

@@ -28,14 +28,10 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-if TYPE_CHECKING:
-    from sharebench.verify import RoundCheck
-
-#: Bits of an appended item that hold the per-worker sequence number; the rest hold worker+1.
-TAG_SHIFT = 40
-SEQ_MASK = (1 << TAG_SHIFT) - 1
+from sharebench.errors import SharebenchError
+from sharebench.verify import RoundCheck
 
 OPERATIONS: tuple[str, ...] = ("increment", "append", "transfer")
 SYNCS: tuple[str, ...] = ("none", "lock", "lock-fast", "atomic")
@@ -44,12 +40,7 @@ SYNCS: tuple[str, ...] = ("none", "lock", "lock-fast", "atomic")
 Loop = Callable[[Any, int, int], object]
 
 
-def worker_tag(worker: int) -> int:
-    """The ``base`` of worker ``worker`` (0-based): its items are ``base + seq``."""
-    return (worker + 1) << TAG_SHIFT
-
-
-class Unavailable(Exception):
+class Unavailable(SharebenchError):
     """Raised by a store that cannot be had here (its server is missing, say): the benchmark
     is recorded as ``skipped: <reason>``, never silently dropped."""
 

@@ -9,6 +9,15 @@ from sharebench.mechanisms.base import Store
 from sharebench.verify import RoundCheck, check_counter, check_items, check_reports
 
 
+class Counter:
+    """A plain Python object with one int attribute ``n``: what ``obj.n += 1`` increments."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
 class CounterStore(Store):
     """Increment benchmarks: one shared counter the parent reads and zeroes between rounds."""
 

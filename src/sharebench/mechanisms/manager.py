@@ -37,16 +37,13 @@ class _ManagerMixin:
             self.manager = None
 
 
-class ManagerValueStore(_ManagerMixin, CounterStore):
-    """``manager.Value('q')`` and ``manager.Lock()``, both living in the server."""
+class ProxyValueStore(CounterStore):
+    """A ``Value`` proxy and a ``Lock`` proxy living in a Manager server. Subclasses make or
+    reach the server; ``_release`` ends this store's use of it."""
 
     max_rate: ClassVar[float] = 2e5
-
-    def __init__(self, ctx: Any, spec: Any) -> None:
-        super().__init__(ctx, spec)
-        manager = self._start_manager(ctx)
-        self.value = manager.Value("q", 0)
-        self.lock = manager.Lock()
+    value: Any
+    lock: Any
 
     def handles(self) -> tuple[Any, ...]:
         return (self.value, self.lock)
@@ -60,17 +57,17 @@ class ManagerValueStore(_ManagerMixin, CounterStore):
     def close(self) -> None:
         # Proxies first: their finalizers talk to the server, which must still be up.
         self.value = self.lock = None
-        self._shutdown()
+        self._release()
+
+    def _release(self) -> None:
+        raise NotImplementedError
 
 
-class ManagerListStore(_ManagerMixin, ItemStore):
-    """``manager.list()``: appends are executed by the server one at a time."""
+class ProxyListStore(ItemStore):
+    """A ``list`` proxy living in a Manager server (see :class:`ProxyValueStore`)."""
 
     max_rate: ClassVar[float] = 2e5
-
-    def __init__(self, ctx: Any, spec: Any) -> None:
-        super().__init__(ctx, spec)
-        self.items = self._start_manager(ctx).list()
+    items: Any
 
     def handles(self) -> tuple[Any, ...]:
         return (self.items,)
@@ -83,6 +80,33 @@ class ManagerListStore(_ManagerMixin, ItemStore):
 
     def close(self) -> None:
         self.items = None
+        self._release()
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+
+class ManagerValueStore(_ManagerMixin, ProxyValueStore):
+    """``manager.Value('q')`` and ``manager.Lock()``, both living in the server."""
+
+    def __init__(self, ctx: Any, spec: Any) -> None:
+        super().__init__(ctx, spec)
+        manager = self._start_manager(ctx)
+        self.value = manager.Value("q", 0)
+        self.lock = manager.Lock()
+
+    def _release(self) -> None:
+        self._shutdown()
+
+
+class ManagerListStore(_ManagerMixin, ProxyListStore):
+    """``manager.list()``: appends are executed by the server one at a time."""
+
+    def __init__(self, ctx: Any, spec: Any) -> None:
+        super().__init__(ctx, spec)
+        self.items = self._start_manager(ctx).list()
+
+    def _release(self) -> None:
         self._shutdown()
 
 

@@ -10,7 +10,7 @@ The same proxies and loops as :mod:`sharebench.mechanisms.manager` (``ValueProxy
   ``connect()`` and fetch the shared objects by name through registered typeids
   (``sharebench_value(name)``, ...) — no proxy is inherited or pickled to them;
 * with ``--manager-address HOST:PORT`` the server is one the user runs
-  (``python -m sharebench.servers manager HOST:PORT``, e.g. on another host) and whose authkey
+  (``sharebench manager HOST:PORT``, e.g. on another host) and whose authkey
   the suite gets from ``SHAREBENCH_MANAGER_AUTHKEY``. The suite then never shuts that server
   down; it creates its objects under names of its own and deletes them at the end.
 
@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from sharebench.lifecycle import die_with_parent
 from sharebench.mechanisms.base import Mechanism, StoreSpec, Unavailable
-from sharebench.mechanisms.counters import CounterStore, ItemStore
 from sharebench.mechanisms.manager import (
+    ProxyListStore,
+    ProxyValueStore,
     manager_list_atomic,
     manager_value_lock,
     manager_value_none,
@@ -108,7 +109,7 @@ class _TcpManagerStore:
             if not hexkey:
                 raise Unavailable(
                     f"--manager-address {given} needs the server's authkey in "
-                    "SHAREBENCH_MANAGER_AUTHKEY (hex, as `python -m sharebench.servers "
+                    "SHAREBENCH_MANAGER_AUTHKEY (hex, as `sharebench "
                     "manager` prints it)"
                 )
             try:
@@ -158,10 +159,8 @@ class _TcpManagerStore:
                 manager.shutdown()
 
 
-class TcpValueStore(_TcpManagerStore, CounterStore):
+class TcpValueStore(_TcpManagerStore, ProxyValueStore):
     """A ``Value('q')`` and a ``Lock`` in the server, fetched by name."""
-
-    max_rate: ClassVar[float] = 2e5
 
     def __init__(self, ctx: BaseContext, spec: StoreSpec) -> None:
         super().__init__(ctx, spec)
@@ -180,22 +179,12 @@ class TcpValueStore(_TcpManagerStore, CounterStore):
         return (manager.sharebench_value(value_name),  # type: ignore[attr-defined]
                 manager.sharebench_lock(lock_name))  # type: ignore[attr-defined]
 
-    def read_counter(self) -> int:
-        return int(self.value.value)
-
-    def reset(self) -> None:
-        self.value.value = 0
-
-    def close(self) -> None:
-        # Proxies first: their finalizers talk to the server, which must still be up.
-        self.value = self.lock = None
+    def _release(self) -> None:
         self._close()
 
 
-class TcpListStore(_TcpManagerStore, ItemStore):
+class TcpListStore(_TcpManagerStore, ProxyListStore):
     """A list in the server, fetched by name; appends run there one at a time."""
-
-    max_rate: ClassVar[float] = 2e5
 
     def __init__(self, ctx: BaseContext, spec: StoreSpec) -> None:
         super().__init__(ctx, spec)
@@ -212,14 +201,7 @@ class TcpListStore(_TcpManagerStore, ItemStore):
         manager, (name,) = TcpListStore._connect_worker(handles)
         return (manager.sharebench_list(name),)  # type: ignore[attr-defined]
 
-    def read_items(self) -> Any:
-        return self.items[:]  # one round trip for the whole list
-
-    def reset(self) -> None:
-        del self.items[:]
-
-    def close(self) -> None:
-        self.items = None
+    def _release(self) -> None:
         self._close()
 
 

@@ -23,8 +23,9 @@ import time
 from multiprocessing import connection
 from typing import Any, ClassVar
 
-from sharebench.mechanisms.base import TAG_SHIFT, Mechanism
+from sharebench.mechanisms.base import Mechanism
 from sharebench.mechanisms.counters import ItemStore
+from sharebench.verify import worker_of
 
 # The parent waits for the next item at most ``spec.round_timeout`` (the user's
 # --sharebench-round-timeout): a dead worker must not hang the parent in during_round.
@@ -142,7 +143,7 @@ def queue_append(local: tuple[Any, ...], k: int, base: int) -> None:
 def pipe_append(local: tuple[Any, ...], k: int, base: int) -> None:
     """``conn.send(item)`` on this worker's own pipe: one message per append."""
     (senders,) = local
-    send = senders[(base >> TAG_SHIFT) - 1].send
+    send = senders[worker_of(base)].send
     for i in range(k):
         send(base + i)
 

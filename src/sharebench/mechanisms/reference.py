@@ -12,14 +12,7 @@ from itertools import repeat
 from typing import Any
 
 from sharebench.mechanisms.base import Mechanism
-from sharebench.mechanisms.counters import LocalStore
-
-
-class _Counter:
-    __slots__ = ("n",)
-
-    def __init__(self) -> None:
-        self.n = 0
+from sharebench.mechanisms.counters import Counter, LocalStore
 
 
 class NothingShared(LocalStore):
@@ -40,7 +33,7 @@ def noop_loop(local: Any, k: int, base: int) -> int:
 
 def reference_loop(local: Any, k: int, base: int) -> int:
     """A plain attribute increment on an unshared object."""
-    obj = _Counter()
+    obj = Counter()
     for _ in repeat(None, k >> 2):  # unrolled x4: the loop costs ~1 ns/op
         obj.n += 1
         obj.n += 1

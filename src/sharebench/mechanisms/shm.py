@@ -38,6 +38,16 @@ def attach_block(name: str) -> shared_memory.SharedMemory:
     return shared_memory.SharedMemory(name=name)
 
 
+def destroy_block(block: shared_memory.SharedMemory | None) -> None:
+    """The owner's last word on a block: close its mapping, then unlink its name (once)."""
+    if block is None:
+        return
+    try:
+        block.close()
+    finally:
+        block.unlink()
+
+
 def _buf(block: shared_memory.SharedMemory) -> memoryview:
     buf = block.buf
     if buf is None:
@@ -80,11 +90,7 @@ class _BlockStore:
 
     def close(self) -> None:
         block, self.block = self.block, None
-        if block is not None:
-            try:
-                block.close()
-            finally:
-                block.unlink()
+        destroy_block(block)
 
     @staticmethod
     def detach(local: ShmLocal) -> None:
@@ -192,10 +198,7 @@ class ShareableListStore(ItemStore):
     def close(self) -> None:
         items, self.items = self.items, None
         if items is not None:
-            try:
-                items.shm.close()
-            finally:
-                items.shm.unlink()
+            destroy_block(items.shm)
 
 
 def shm_none(local: ShmLocal, k: int, base: int) -> None:

@@ -16,16 +16,8 @@ import threading
 from itertools import repeat
 from typing import Any, ClassVar
 
-import sharebench.threads  # noqa: F401  (registers the "thread" pool these mechanisms run in)
 from sharebench.mechanisms.base import Mechanism
-from sharebench.mechanisms.counters import CounterStore, ItemStore
-
-
-class _Counter:
-    __slots__ = ("n",)
-
-    def __init__(self) -> None:
-        self.n = 0
+from sharebench.mechanisms.counters import Counter, CounterStore, ItemStore
 
 
 class ThreadCounterStore(CounterStore):
@@ -33,7 +25,7 @@ class ThreadCounterStore(CounterStore):
 
     def __init__(self, ctx: Any, spec: Any) -> None:
         super().__init__(ctx, spec)
-        self.counter = _Counter()
+        self.counter = Counter()
         self.lock = threading.Lock()
 
     def handles(self) -> tuple[Any, ...]:

@@ -36,11 +36,11 @@ from itertools import repeat
 from multiprocessing import shared_memory
 from typing import Any, ClassVar
 
-from sharebench.mechanisms.base import Mechanism, Store, StoreSpec, worker_tag
+from sharebench.mechanisms.base import Mechanism, Store, StoreSpec
 from sharebench.mechanisms.counters import LocalStore
 from sharebench.mechanisms.manager import _ManagerMixin
-from sharebench.mechanisms.shm import attach_block, block_name
-from sharebench.verify import RoundCheck
+from sharebench.mechanisms.shm import attach_block, block_name, destroy_block
+from sharebench.verify import RoundCheck, worker_tag
 
 # The receiver waits for the next array at most ``spec.round_timeout``: a dead sender must not
 # hang the parent (the pool reports the dead worker once the parent returns).
@@ -205,11 +205,7 @@ class ShmTransferStore(TransferStore):
         self.view = None
         self.received = Received()  # drops the last view too
         block, self.block = self.block, None
-        if block is not None:
-            try:
-                block.close()
-            finally:
-                block.unlink()
+        destroy_block(block)
 
 
 def shm_transfer(local: TransferLocal, k: int, base: int) -> None:
