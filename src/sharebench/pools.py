@@ -72,6 +72,18 @@ class RoundTiming:
         end = max(ends) if parent_end is None else max(*ends, parent_end)
         return cls(end - min(starts), starts, ends, reports)
 
+    @classmethod
+    def from_replies(cls, replies: list[tuple[Any, ...]], at: int,
+                     parent_end: float | None) -> RoundTiming:
+        """From the workers' "done" messages, whose ``(start, end, report)`` begin at index
+        ``at``."""
+        return cls.of(
+            starts=tuple(float(r[at]) for r in replies),
+            ends=tuple(float(r[at + 1]) for r in replies),
+            reports=tuple(r[at + 2] for r in replies),
+            parent_end=parent_end,
+        )
+
 
 class Pool(Protocol):
     """What the harness needs of a pool (see the module docstring)."""
@@ -279,12 +291,7 @@ class ProcessPool(_Workers):
         parent = _stretched(during, self.slowdown)
         parent_end = parent(k) if parent is not None else None
         replies = self._collect("done", self.round_timeout, "round")
-        return RoundTiming.of(
-            starts=tuple(float(r[1]) for r in replies),
-            ends=tuple(float(r[2]) for r in replies),
-            reports=tuple(r[3] for r in replies),
-            parent_end=parent_end,
-        )
+        return RoundTiming.from_replies(replies, 1, parent_end)
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop every worker: ask, then terminate, then kill; always join (never timed)."""
@@ -409,12 +416,7 @@ class ThreadPool(_Workers):
         parent = _stretched(during, self.slowdown)
         parent_end = parent(k) if parent is not None else None
         replies = self._collect("done", self._round, self.round_timeout, "round")
-        return RoundTiming.of(
-            starts=tuple(float(r[3]) for r in replies),
-            ends=tuple(float(r[4]) for r in replies),
-            reports=tuple(r[5] for r in replies),
-            parent_end=parent_end,
-        )
+        return RoundTiming.from_replies(replies, 3, parent_end)
 
     def close(self, timeout: float = 5.0) -> None:
         """Ask every thread to stop and join it; a hung one is abandoned (it is a daemon)."""
