@@ -1,4 +1,5 @@
-"""Sessions: ``tests`` and ``lint`` (default); ``bench``, ``plot``, ``compare``, ``baseline``.
+"""Sessions: ``tests`` and ``lint`` (default); ``bench``, ``plot``, ``compare``, ``ab``,
+``baseline``.
 
 Dependencies come from pyproject.toml (project dependencies and dependency groups), so
 this file never lists a package of its own.
@@ -31,10 +32,14 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint with ruff and type-check src/ with mypy --strict."""
+    """Lint with ruff, type-check src/ with mypy --strict, audit the workflows with zizmor."""
     _install(session, "lint")
     session.run("ruff", "check", "src", "tests", "bench", "noxfile.py")
     session.run("mypy")
+    # The workflows run code from pull requests: nothing above informational may be found
+    # (offline: the audits that ask GitHub's API are left out; exit code != 0 on a finding).
+    session.run("zizmor", "--offline", "--no-progress", "--color", "never",
+                "--persona", "pedantic", "--min-severity", "low", ".github/workflows")
 
 
 @nox.session(default=False)
@@ -76,6 +81,14 @@ def compare(session: nox.Session) -> None:
     _install(session)
     args = session.posargs or ["results/baseline.csv", "results/latest.csv"]
     session.run("sharebench", "compare", *args)
+
+
+@nox.session(default=False)
+def ab(session: nox.Session) -> None:
+    """Interleaved A/B run: `nox -s ab -- [A] [B] [options] [-- bench options]`; exit 1 on a
+    regression."""
+    _install(session)
+    session.run("sharebench", "ab", *session.posargs)
 
 
 @nox.session(default=False)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sharebench.schema import BenchmarkRecord, RunInfo, Status
+from sharebench.schema import BenchmarkRecord, RunInfo
+from sharebench.status import Status
 
 
 def run_info(**overrides: Any) -> RunInfo:

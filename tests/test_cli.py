@@ -87,7 +87,7 @@ def test_list_rejects_unknown_operation(capsys):
     assert main(["list", "--operation", "divide"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == ("sharebench list: error: unknown operation 'divide'; "
-                   "valid: increment, append, transfer")
+                   "valid: increment, append, transfer, dict-increment, lookup, ping-pong")
 
 
 def test_report_findings_come_from_the_data(run_csv, capsys):
@@ -106,6 +106,23 @@ def test_report_check_fails_on_error_rows(tmp_path, capsys):
     assert main(["report", str(tmp_path / "r.csv")]) == 0
     assert main(["report", str(tmp_path / "r.csv"), "--check"]) == 1
     assert "1 benchmark(s) have an error status" in capsys.readouterr().out
+
+
+def test_report_check_fails_on_a_run_slowed_on_purpose(tmp_path, capsys):
+    slowed = rec("value", "lock", 1, 0.0004)
+    slowed.slowdown = 1.25
+    write_run([slowed, rec("shm", "lock", 2, 0.0003)], RUN, tmp_path / "r.csv")
+    assert main(["report", str(tmp_path / "r.csv"), "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "were made slower on purpose" in out
+    assert "1 benchmark(s) were slowed on purpose: not a clean run" in out
+
+
+def test_only_ab_takes_arguments_after_a_double_dash(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["list", "--", "-k", "x"])
+    assert exc.value.code == 2
+    assert "list takes no arguments after --" in capsys.readouterr().err
 
 
 def test_report_updates_readme_between_markers(run_csv, tmp_path):

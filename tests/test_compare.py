@@ -500,7 +500,7 @@ def _edit_csv(path: Path, column: str, row: int, value: str) -> None:
     [
         ("missing", "no such file"),
         ("missing-rounds", "cur.rounds.csv: no such file"),
-        ("schema", "schema_version 99, this sharebench reads version 2"),
+        ("schema", "schema_version 99, this sharebench reads versions 2, 3"),
         ("nan-time", "column seconds must be a positive number"),
         ("negative-time", "column seconds has a negative value"),
         ("no-common", "no common benchmarks"),

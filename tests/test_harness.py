@@ -153,7 +153,7 @@ def test_single_process_yardsticks_refuse_more_processes():
 @pytest.mark.parametrize(
     ("name", "sync", "op", "message"),
     [
-        ("valu", "lock", "increment", "unknown mechanism 'valu'; valid: array, manager-list"),
+        ("valu", "lock", "increment", "unknown mechanism 'valu'; valid: array, fork-dict,"),
         ("value", "atomic", "increment", "no benchmark value/atomic for increment; valid:"),
         ("value", "lock", "multiply",
          "unknown operation 'multiply'; valid: increment, append, transfer"),

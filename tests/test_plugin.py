@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from sharebench.fixture import WorkerClock
 from sharebench.mechanisms import all_mechanisms
 from sharebench.profiles import PROFILES, cases
-from sharebench.pytest_plugin import WorkerClock
 from sharebench.results import read_rounds, read_summary
 
 TESTS_DIR = Path(__file__).parent
@@ -181,3 +181,31 @@ def test_more_passes_than_rounds_is_a_usage_error(pytester):
     result = pytester.runpytest_subprocess("--sharebench-rounds=2", "--sharebench-passes=3")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*passes are integers from 1 to the number of rounds (2)*"])
+
+
+def test_a_slowdown_is_real_and_recorded(pytester):
+    """--sharebench-slowdown makes the matching benchmark slower for real, and says so in
+    the CSV; the others are untouched."""
+    pytester.makepyfile(test_bench=BENCH)
+    rows = {}
+    for name, extra in (("plain", []), ("slowed", ["--sharebench-slowdown=rawvalue-lock-*=5",
+                                                    "--sharebench-slowdown=shm-*=2"])):
+        out = pytester.path / f"{name}.csv"
+        result = pytester.runpytest_subprocess(
+            *FAST, "--sharebench-processes=1", f"--sharebench-csv={out}",
+            "-k", "rawvalue-lock-increment", *extra)
+        result.assert_outcomes(passed=1)
+        rows[name] = read_summary(out).iloc[0]
+    assert rows["plain"]["slowdown"] == 1.0
+    assert rows["slowed"]["slowdown"] == 5.0
+    # calibration sees the slower loop, so k shrinks and the throughput falls about 5x
+    assert rows["plain"]["throughput_ops_s"] > 2.5 * rows["slowed"]["throughput_ops_s"]
+
+
+def test_bad_slowdowns_are_usage_errors(pytester):
+    pytester.makepyfile(test_bench=BENCH)
+    for bad, message in (("value", "is not PATTERN=FACTOR"), ("value=0.5", "between 1 and 100"),
+                         ("value=fast", "'fast' is not a number")):
+        result = pytester.runpytest_subprocess(f"--sharebench-slowdown={bad}")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"*{message}*"])

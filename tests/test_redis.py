@@ -29,7 +29,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 FAST = {"round_time": 0.02, "rounds": 3, "warmup_rounds": 1}
-ATOMIC = [m for m in mechanisms.all_mechanisms() if m.family == "redis" and m.sync == "atomic"]
+ATOMIC = [m for m in mechanisms.all_mechanisms() if m.family == "redis" and m.sync == "atomic"
+          and m.operation in ("increment", "append")]
+KEYED = [m for m in mechanisms.all_mechanisms() if m.family == "redis"
+         and m.operation in ("dict-increment", "lookup", "ping-pong")]
 
 BENCH = """
 import pytest
@@ -324,3 +327,18 @@ def test_with_no_redis_server_on_path_the_rows_say_why(tmp_path):
     assert len(df) == 3  # redis/atomic, redis/none and redis-pipeline-100 increments, at p1
     assert (df["status"].str.startswith("skipped: no redis-server on PATH")).all(), df["status"]
     assert "3 skipped" in result.stdout
+
+
+@pytest.mark.parametrize("mech", KEYED, ids=lambda m: f"{m.label}-{m.operation}")
+def test_keyed_and_round_trip_variants_are_exact_and_clean_up(mech, server, client,
+                                                              no_leaks_but_the_server):
+    """HINCRBY counts every key exactly, GET reads the right values, LPUSH/BRPOP echoes; no
+    key of the run is left on the server."""
+    config = HarnessConfig(round_time=0.02, rounds=2, warmup_rounds=0,
+                           run_token="keyed", resources={"redis_url": server.url})
+    processes = 1 if mech.operation == "ping-pong" else 2
+    rec = run_benchmark(mech, processes, "fork", config, keys=300,
+                        payload_bytes=256 if mech.operation == "ping-pong" else 0)
+    assert rec.status.is_ok, rec.status
+    assert rec.lost_updates == 0
+    assert our_keys(client, "keyed") == []

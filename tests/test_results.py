@@ -106,7 +106,7 @@ def _edit(tmp_path, column, value):
     ("column", "value", "message"),
     [
         ("schema_version", "99",
-         f"schema_version 99, this sharebench reads version {SCHEMA_VERSION}"),
+         f"schema_version 99, this sharebench reads versions 2, {SCHEMA_VERSION}"),
         ("median_s", "fast", "column median_s has non-numeric value 'fast'"),
         ("median_s", "-0.05", "column median_s has a negative value"),
         ("median_s", "0", "median_s must be a positive number in every ok row"),
@@ -176,3 +176,23 @@ def test_round_throughput_must_match_ops_and_seconds(tmp_path):
     path.write_text("\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n")
     with pytest.raises(ResultsError, match="throughput_ops_s is not ops / seconds"):
         read_rounds(path)
+
+
+def test_a_version_2_file_reads_with_no_slowdown(tmp_path):
+    """Schema 3 added ``slowdown``; a file written before it was never slowed."""
+    write_run([record()], RUN, tmp_path / "r.csv")
+    text = (tmp_path / "r.csv").read_text().splitlines()
+    header = text[0].split(",")
+    col = header.index("slowdown")
+    old = [",".join(c for i, c in enumerate(line.split(",")) if i != col) for line in text]
+    old = [old[0]] + [line.replace("3,", "2,", 1) for line in old[1:]]
+    (tmp_path / "r.csv").write_text("\n".join(old) + "\n")
+    df = read_summary(tmp_path / "r.csv")
+    assert list(df["slowdown"]) == [1.0]
+    assert list(df["schema_version"]) == [2]
+
+
+def test_a_slowdown_below_one_is_refused(tmp_path):
+    write_run([record(slowdown=0.5)], RUN, tmp_path / "r.csv")
+    with pytest.raises(ResultsError, match="slowdown must be a factor >= 1"):
+        read_summary(tmp_path / "r.csv")

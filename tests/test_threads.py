@@ -115,3 +115,21 @@ def test_harness_runs_thread_mechanisms_and_says_so_in_the_record() -> None:
 def test_benchmark_run_uses_the_thread_pool() -> None:
     with BenchmarkRun(LOCKED, 2, "fork", FAST) as run:
         assert isinstance(run.pool, ThreadPool)
+
+
+def test_a_slowdown_stretches_the_timed_window_by_its_factor() -> None:
+    """Round 1 waits after the loop (no estimate yet); later rounds wait before it, for the
+    factor times the loop time per op of the round before, times this round's k."""
+    from sharebench.pools import Slower, _timed
+
+    def loop(local: Any, k: int, base: int) -> int:
+        time.sleep(0.001 * k)
+        return k
+
+    slower = Slower(3.0)
+    t0, t1, report = _timed(loop, None, 10, 0, slower)
+    assert report == 10
+    assert t1 - t0 >= 3 * 0.010
+    assert slower.per_op >= 0.001
+    t0, t1, _ = _timed(loop, None, 20, 0, slower)  # twice the work: twice the wait
+    assert t1 - t0 >= 0.020 + 2 * 0.020

@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "report",
     "plot",
     "compare",
+    "ab",
     "crosscheck",
     "clean",
     "manager",
@@ -71,8 +72,14 @@ def _quiet_stdout() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Everything after a lone "--" is passed through (``sharebench ab ... -- -k lock``).
+    given = list(sys.argv[1:] if argv is None else argv)
+    cut = given.index("--") if "--" in given else len(given)
+    args = parser.parse_args(given[:cut])
+    args.passthrough = given[cut + 1:]
     module: ModuleType = args._module
+    if args.passthrough and not getattr(module, "PASSTHROUGH", False):
+        parser.error(f"{args.command} takes no arguments after --")
     try:
         code = module.run(args)
         sys.stdout.flush()

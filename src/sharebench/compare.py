@@ -53,6 +53,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sharebench import fmt
 from sharebench.errors import ResultsError
 from sharebench.fmt import fraction_pct
 from sharebench.normalize import (
@@ -69,7 +70,7 @@ from sharebench.normalize import (
     run_identity,
 )
 from sharebench.rules import RegressionRule
-from sharebench.schema import BENCHMARK_KEY, Status, benchmark_id
+from sharebench.schema import BENCHMARK_KEY, benchmark_id
 from sharebench.stats import (
     RESAMPLES,
     bootstrap_ratio_ci,
@@ -79,6 +80,7 @@ from sharebench.stats import (
     min_attainable_p,
     noise_floors,
 )
+from sharebench.status import Status
 
 if TYPE_CHECKING:
     import numpy as np
@@ -371,6 +373,24 @@ def compare_runs(
             row["note"] = (f"slower by more than the threshold, but within the noise floor "
                            f"({fraction_pct(noise_floor)})")
         row["regression"] = bool(beyond and not within_noise)
+
+    for row in rows:  # round trips: say what happened to the latency (lower is better)
+        key = tuple(row[c] for c in BENCHMARK_KEY)
+        b, c = base_rows.get(key), cur_rows.get(key)
+        lat = [float(r.get("latency_p50_s", math.nan)) if r is not None else math.nan
+               for r in (b, c)]
+        if all(math.isfinite(x) for x in lat):
+            note = (f"p50 latency {fmt.duration_ns(lat[0] * 1e9)} -> "
+                    f"{fmt.duration_ns(lat[1] * 1e9)} ({lat[1] / lat[0]:.3g}×)")
+            row["note"] = f"{note}; {row['note']}" if row["note"] else note
+    for row in rows:  # a slowed benchmark is a test of the tool, never a clean comparison
+        key = tuple(row[c] for c in BENCHMARK_KEY)
+        slowed = [f"{name} ×{float(r['slowdown']):g}" for name, r in
+                  (("baseline", base_rows.get(key)), ("current", cur_rows.get(key)))
+                  if r is not None and float(r["slowdown"]) != 1.0]
+        if slowed:
+            note = f"slowed on purpose ({', '.join(slowed)})"
+            row["note"] = f"{note}; {row['note']}" if row["note"] else note
 
     table = pd.DataFrame(rows, columns=list(COMPARE_COLUMNS))
     table["regression"] = table["regression"].astype(bool)

@@ -103,6 +103,23 @@ def pipe_table(header: Sequence[str], rows: Sequence[Sequence[str]],
     return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
+def markers(name: str) -> tuple[str, str]:
+    """The HTML comments around a generated block of a Markdown file (the README's findings,
+    its A/B comparison): the block between them is rewritten, never the rest."""
+    return f"<!-- sharebench:{name}:start -->", f"<!-- sharebench:{name}:end -->"
+
+
+def splice(text: str, block: str, name: str) -> str:
+    """``text`` with what lies between the ``name`` markers replaced by ``block``;
+    ValueError if the markers are not there."""
+    start, end = markers(name)
+    if start not in text or end not in text:
+        raise ValueError(f"no {start} ... {end} markers")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{block}\n{end}{tail}"
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

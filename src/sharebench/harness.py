@@ -30,8 +30,10 @@ from dataclasses import dataclass, field
 
 from sharebench.errors import ConfigError, one_line
 from sharebench.mechanisms.base import Mechanism, Store, StoreSpec, Unavailable
+from sharebench.memory import Memory, MemoryUnavailable, read_memory
 from sharebench.pools import POOLS, Pool, WorkerError
-from sharebench.schema import BenchmarkRecord, Status
+from sharebench.schema import BenchmarkRecord
+from sharebench.status import Status
 from sharebench.verify import RoundCheck
 
 #: A longer target round makes no measurement better, only append stores huge.
@@ -182,6 +184,14 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def status_of(exc: Exception) -> Status:
+    """What an exception means for a benchmark: a missing service is ``skipped``, anything
+    else ``error`` (with the reason, one line)."""
+    if isinstance(exc, Unavailable):
+        return Status.skipped(one_line(exc))
+    return Status.error(describe_error(exc))
+
+
 class BenchmarkRun:
     """One benchmark from setup to teardown; use as a context manager, or :meth:`execute`.
 
@@ -196,10 +206,12 @@ class BenchmarkRun:
         start_method: str,
         config: HarnessConfig | None = None,
         payload_bytes: int = 0,
+        keys: int = 0,
     ) -> None:
         validate(mech, processes, start_method)
         self.mech = mech
         self.payload_bytes = payload_bytes
+        self.keys = keys
         self.processes = processes
         self.start_method = start_method
         self.config = config or HarnessConfig()
@@ -219,9 +231,11 @@ class BenchmarkRun:
             start_method=start_method,
             workers_kind=mech.workers_kind,
             payload_bytes=payload_bytes,
+            keys=keys,
             round_target_s=self.config.round_time,
         )
         self._errors: list[str] = []
+        self._memory_at_start: list[Memory] = []
 
     # -- lifecycle (not timed) ---------------------------------------------------------
 
@@ -230,8 +244,8 @@ class BenchmarkRun:
         try:
             spec = StoreSpec(
                 self.processes, self.capacity, self.config.run_token,
-                payload_bytes=self.payload_bytes, resources=self.config.resources,
-                round_timeout=self.config.round_timeout,
+                payload_bytes=self.payload_bytes, keys=self.keys,
+                resources=self.config.resources, round_timeout=self.config.round_timeout,
             )
             self.store = self.mech.store(self.ctx, spec)
             self.pool = POOLS[self.mech.workers_kind](
@@ -244,7 +258,33 @@ class BenchmarkRun:
             self.close(grace=0.5)
             raise
         self.record.setup_s = time.perf_counter() - t0
+        self._memory_at_start = self._memory()
         return self
+
+    def _memory(self) -> list[Memory]:
+        """Each worker process's USS/PSS now (none for threads, or where unreadable: the
+        record's ``memory_status`` then says why)."""
+        assert self.pool is not None
+        pids = self.pool.pids()
+        if not pids:
+            self.record.memory_status = "skipped: threads share the parent process"
+            return []
+        try:
+            return [read_memory(pid) for pid in pids]
+        except MemoryUnavailable as exc:
+            self.record.memory_status = f"skipped: {one_line(exc)}"
+            return []
+
+    def record_memory(self) -> None:
+        """The mean growth of a worker's USS and PSS since the workers attached (call after
+        the last measured round, before closing)."""
+        start, end = self._memory_at_start, self._memory() if self._memory_at_start else []
+        if not start or len(end) != len(start):
+            return
+        growth = [e - s for s, e in zip(start, end, strict=True)]
+        self.record.uss_growth = sum(g.uss for g in growth) / len(growth)
+        self.record.pss_growth = sum(g.pss for g in growth) / len(growth)
+        self.record.memory_status = "ok"
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         # After a failure or an interrupt the workers may be stuck mid-loop: don't wait long
@@ -275,8 +315,9 @@ class BenchmarkRun:
         return timing.seconds
 
     def _account(self, check: RoundCheck, seconds: float, measured: bool) -> None:
-        if self.mech.sync != "none" and not check.clean:
-            # A lock or atomic variant that loses data is broken; say how, once.
+        if (self.mech.sync != "none" and not check.clean) or check.invalid:
+            # A lock or atomic variant that loses data is broken, and so is anything that
+            # hands back a value nobody wrote (a wrong lookup, a torn echo); say how, once.
             self._errors.append(check.describe())
         if measured:  # all of a round's numbers at once: the lists never disagree in length
             rec = self.record
@@ -285,6 +326,8 @@ class BenchmarkRun:
             rec.duplicates += check.duplicates
             rec.round_lost.append(check.lost)
             rec.round_seconds.append(seconds)
+            if check.latency is not None:
+                rec.round_latency.append(check.latency)
 
     def calibrate(self) -> int:
         """Find k (ops per worker per round) for the target round time."""
@@ -338,6 +381,7 @@ class BenchmarkRun:
         plan = plan or RunPlan()
         self.slowdown = plan.slowdown
         rec = self.record
+        rec.slowdown = plan.slowdown
         rounds = plan.rounds or self.config.rounds
         try:
             with self:
@@ -352,12 +396,11 @@ class BenchmarkRun:
                     measure(self.measure_round, rounds)
                 while len(rec.round_seconds) < rounds:  # what `measure` did not run
                     self.measure_round()
-        except Unavailable as exc:
-            rec.status = Status.skipped(one_line(exc))
+                self.record_memory()
         except ConfigError:
             raise
         except Exception as exc:  # whatever broke, this benchmark failed and the run goes on
-            rec.status = Status.error(describe_error(exc))
+            rec.status = status_of(exc)
         except BaseException as exc:  # Ctrl-C, SIGTERM: keep this row honest, then stop
             rec.status = Status.error("interrupted" if isinstance(exc, KeyboardInterrupt)
                                       else describe_error(exc))
@@ -378,12 +421,14 @@ def run_benchmark(
     payload_bytes: int = 0,
     plan: RunPlan | None = None,
     measure: Measure | None = None,
+    keys: int = 0,
 ) -> BenchmarkRecord:
     """Measure one benchmark end to end (see :meth:`BenchmarkRun.execute`).
 
     Bad parameters (:class:`ConfigError`) raise: they are the caller's mistake.
     """
-    return BenchmarkRun(mech, processes, start_method, config, payload_bytes).execute(plan, measure)
+    run = BenchmarkRun(mech, processes, start_method, config, payload_bytes, keys)
+    return run.execute(plan, measure)
 
 
 __all__ = [
@@ -398,5 +443,6 @@ __all__ = [
     "calibrate",
     "describe_error",
     "run_benchmark",
+    "status_of",
     "validate",
 ]

@@ -14,7 +14,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from sharebench import fmt
-from sharebench.schema import status_kinds
+from sharebench.status import status_kinds
 from sharebench.views import (
     failed_rows,
     family_color,
@@ -23,6 +23,7 @@ from sharebench.views import (
     one_value,
     series_label,
     skipped_rows,
+    slowed_rows,
 )
 
 if TYPE_CHECKING:
@@ -118,6 +119,11 @@ _CHART_TEXT = {
     "bandwidth": "Bytes per second handed to another process, by payload size (log–log). "
     "The thick dark line is numpy memcpy within one process: the physical limit.",
     "lost-updates": "Share of updates lost by variants without synchronisation.",
+    "latency": "Round trip of one message to another process and back, per message size: "
+    "bars at the median, marks at p99 and p99.9 (log scale); dashed lines: ipc-bench's C "
+    "figures for 100-byte messages.",
+    "memory": "Lookups per second against how much memory each worker copied while it read "
+    "(USS filled, PSS hollow): reading an inherited dict writes reference counts.",
     "start-methods": "The same benchmarks under each start method, side by side.",
 }
 
@@ -154,6 +160,12 @@ def _verdicts(df: pd.DataFrame) -> str:
         parts = []
         if f.best is None:
             parts.append("no correct variant between processes measured")
+        elif f.kind == "latency":
+            parts.append(
+                f"fastest round trip: <strong>{_esc(series_label(f.best))}</strong> "
+                f"(p50 {_esc(fmt.duration_ns(float(f.best['latency_p50_s']) * 1e9))}, "
+                f"p99 {_esc(fmt.duration_ns(float(f.best['latency_p99_s']) * 1e9))})"
+            )
         elif f.bulk:
             bps = float(f.best["throughput_ops_s"]) * int(f.best["payload_bytes"])
             parts.append(
@@ -168,7 +180,7 @@ def _verdicts(df: pd.DataFrame) -> str:
                 f"({_esc(fmt.rate(float(f.best['throughput_ops_s'])))} with {n} "
                 f"process{'es' if n != 1 else ''}, {_esc(f.best['start_method'])})"
             )
-        if f.best_thread is not None and not f.bulk:
+        if f.best_thread is not None and f.kind == "throughput":
             # The question is how *processes* share state: threads of one process are the
             # baseline they are measured against, named separately, never the winner.
             parts.append(
@@ -232,6 +244,13 @@ def index_html(df: pd.DataFrame, charts: list[str], *, source: str = "") -> str:
     run_dl = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in run_rows)
 
     error_html = _status_section(failed, "error") + _status_section(skipped, "skipped")
+    slowed = slowed_rows(df)
+    if len(slowed):
+        error_html += (
+            f'<section class="errors"><h2>{len(slowed)} benchmark'
+            f"{'s' if len(slowed) != 1 else ''} slowed on purpose</h2><p>This run used "
+            "<code>--sharebench-slowdown</code> to validate regression detection: it is not a "
+            "clean run.</p></section>")
 
     figures = "".join(
         f'<figure id="chart-{_esc(name.removesuffix(".png"))}">'

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from sharebench.errors import ResultsError, RuleError
-from sharebench.schema import BENCHMARK_KEY, Status
+from sharebench.schema import BENCHMARK_KEY
+from sharebench.status import Status
 
 if TYPE_CHECKING:
     import numpy as np

@@ -44,10 +44,12 @@ from sharebench.plot_base import (
 from sharebench.views import (
     HARNESS_FAMILY,
     MEMCPY_MECHANISM,
+    chart_kind,
     family_color,
-    is_bulk,
+    has_memory,
     is_unsafe,
     loss_text,
+    ok_rows,
     operation_rows,
     operations,
     prepare,
@@ -407,19 +409,27 @@ def build_figures(df: pd.DataFrame, rounds: pd.DataFrame | None = None) -> dict[
 
     ``throughput-<op>.png`` and ``scaling-<op>.png`` per operation, ``bandwidth-<op>.png``
     instead for bulk transfers (rows with ``payload_bytes > 0``: ops/s of different sizes do
-    not compare), ``lost-updates.png`` always, ``start-methods.png`` only when ok rows span
-    more than one start method.
+    not compare), ``latency-<op>.png`` for round trips, ``memory-lookup.png`` (ops/s against
+    memory per worker), ``lost-updates.png`` always, ``start-methods.png`` only when ok rows
+    span more than one start method.
     """
+    from sharebench.plot_keyed import latency_figure, memory_figure
+
     figures: dict[str, Figure] = {}
     ops = operations(df)
-    bulk = [op for op in ops if is_bulk(df[df["operation"] == op])]
-    counted = [op for op in ops if op not in bulk]
+    kinds = {op: chart_kind(df[df["operation"] == op]) for op in ops}
+    counted = [op for op in ops if kinds[op] == "throughput"]
     for op in counted:
         figures[f"throughput-{op}.png"] = throughput_figure(df, op, rounds)
     for op in counted:
         figures[f"scaling-{op}.png"] = scaling_figure(df, op, rounds)
-    for op in bulk:
+    for op in (op for op in ops if kinds[op] == "bandwidth"):
         figures[f"bandwidth-{op}.png"] = bandwidth_figure(df, op, rounds)
+    for op in (op for op in ops if kinds[op] == "latency"):
+        figures[f"latency-{op}.png"] = latency_figure(df, op)
+    for op in counted:
+        if has_memory(ok_rows(df[df["operation"] == op])) and op == "lookup":
+            figures[f"memory-{op}.png"] = memory_figure(df, op)
     figures["lost-updates.png"] = lost_updates_figure(df, rounds)
     if len(start_methods(df)) > 1:
         figures["start-methods.png"] = start_methods_figure(df, rounds)

@@ -1,4 +1,5 @@
-"""The comparison figure: throughput ratio per benchmark, log scale, CI whiskers, threshold band.
+"""The ratio figures of ``compare`` and ``ab``: ratio per benchmark, log scale, CI whiskers,
+threshold band.
 
 Built from the compare table alone (:data:`sharebench.compare.COMPARE_COLUMNS`), so it can be
 redrawn from a saved compare CSV. matplotlib is imported inside the functions, with the Agg
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from sharebench.ab import TOO_NOISY
 from sharebench.compare import COMPARED_VERDICTS, FASTER, INSUFFICIENT, SAME, SLOWER
 
 if TYPE_CHECKING:
@@ -22,6 +24,7 @@ VERDICT_COLORS: dict[str, str] = {
     SLOWER: "#ff7f0e",
     SAME: "#7f7f7f",
     INSUFFICIENT: "#bcbcbc",
+    TOO_NOISY: "#d9d9d9",
 }
 REGRESSION_COLOR = "#d62728"
 #: gid of the artists, so tests and callers can find the data points and the band.
@@ -61,30 +64,58 @@ def compare_figure(table: pd.DataFrame) -> Figure:
     """Ratio current/baseline per compared benchmark (one row each, file order, top down).
 
     Log x axis centred on 1, whiskers from ``ci_low`` to ``ci_high``, the band of ratios within
-    the threshold shaded, regressions in red. Rows that were not tested are left out.
+    the threshold shaded, regressions in red, and each benchmark's gate (the threshold or its
+    noise floor, whichever is wider). Rows that were not tested are left out.
     """
+    import numpy as np
+
+    rows = table[table["verdict"].isin(COMPARED_VERDICTS)].reset_index(drop=True)
+    threshold = float(_first(table, "threshold", 0.1))
+    gates = None
+    if "noise_floor" in rows:  # schema 2: each benchmark's gate
+        floor = np.nan_to_num(rows["noise_floor"].to_numpy(dtype="float64"), nan=0.0)
+        gates = 1.0 / (1.0 + np.maximum(threshold, floor))
+    return ratio_figure(
+        rows, threshold=threshold, title="sharebench compare", caption=caption(table),
+        xlabel="throughput ratio current / baseline  (> 1 faster, < 1 slower)", gates=gates,
+        gate_label="gate: threshold or noise floor, whichever is wider",
+        empty="no benchmarks compared",
+    )
+
+
+def ratio_figure(
+    rows: pd.DataFrame,
+    *,
+    threshold: float,
+    title: str,
+    caption: str,
+    xlabel: str,
+    gates: Any = None,
+    gate_label: str = "",
+    empty: str = "nothing to show",
+) -> Figure:
+    """One row per benchmark: its ratio (``ratio``), CI whiskers (``ci_low``/``ci_high``),
+    coloured by ``verdict``/``regression``; ``gates`` (ratios, one per row, NaN for none)
+    marked with a bar. Shared by ``compare`` and ``ab``."""
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    rows = table[table["verdict"].isin(COMPARED_VERDICTS)].reset_index(drop=True)
     n = len(rows)
     fig = Figure(figsize=(9.0, 1.6 + 0.28 * max(n, 1)), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    threshold = float(_first(table, "threshold", 0.1))
     lo_band, hi_band = 1.0 / (1.0 + threshold), 1.0 + threshold
     ax.axvspan(lo_band, hi_band, color="#1f77b4", alpha=0.12, lw=0, gid=BAND_GID,
                label=f"within threshold ({threshold * 100:.4g}%)")
     ax.axvline(1.0, color="#1f77b4", lw=0.8)
     ax.set_xscale("log")
-    ax.set_xlabel("throughput ratio current / baseline  (> 1 faster, < 1 slower)")
-    fig.suptitle("sharebench compare", fontsize=11)
-    fig.supxlabel(caption(table), fontsize=7)
+    ax.set_xlabel(xlabel)
+    fig.suptitle(title, fontsize=11)
+    fig.supxlabel(caption, fontsize=7)
 
     if n == 0:
-        ax.text(0.5, 0.5, "no benchmarks compared", ha="center", va="center",
-                transform=ax.transAxes)
+        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes)
         ax.set_yticks([])
         return fig
 
@@ -97,13 +128,13 @@ def compare_figure(table: pd.DataFrame) -> Figure:
     ax.hlines(y[ok], lo[ok], hi[ok], colors=[c for c, k in zip(colors, ok, strict=True) if k],
               lw=1.4, gid="compare-whiskers")
     ax.scatter(ratio, y, c=colors, s=22, zorder=3, gid=POINTS_GID)
-    # Each benchmark's gate: slower than the threshold *and* its noise floor (schema 2).
-    if "noise_floor" in rows:
-        floor = np.nan_to_num(rows["noise_floor"].to_numpy(dtype="float64"), nan=0.0)
-        gate = 1.0 / (1.0 + np.maximum(threshold, floor))
-        ax.scatter(gate, y, marker="|", s=70, c="#555555", zorder=2, gid=GATES_GID,
-                   label="gate: threshold or noise floor, whichever is wider")
-        lo_band = min(lo_band, float(gate.min()))
+    if gates is not None:
+        gate = np.asarray(gates, dtype="float64")
+        shown = np.isfinite(gate) & (gate > 0)
+        ax.scatter(gate[shown], y[shown], marker="|", s=70, c="#555555", zorder=2,
+                   gid=GATES_GID, label=gate_label)
+        if shown.any():
+            lo_band = min(lo_band, float(gate[shown].min()))
     ax.set_yticks(y, [str(b) for b in rows["benchmark"]], fontsize=7)
     ax.set_ylim(-0.7, n - 0.3)
 

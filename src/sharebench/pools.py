@@ -17,11 +17,14 @@ The parent's side of a benchmark talks to a pool through one small protocol (:cl
 
 :data:`POOLS` maps ``Mechanism.workers_kind`` to the pool class. The worker bodies live here
 too (pyperf keeps its worker side in ``_worker.py``; ours is two functions, so one module).
+The module is long for that reason: one protocol, its two implementations and their worker
+bodies, read side by side, since a change to one must be made to the other.
 
 A pool may be made slower on purpose (``slowdown``, for validating regression detection):
-each worker then busy-waits, inside its timed window, ``(slowdown - 1)`` times its own loop
-time, so the added time carries the machine's real noise. The parent's part of a round
-(``during``) is stretched the same way.
+each worker then busy-waits, inside its timed window and before its loop, ``(slowdown - 1)``
+times its own loop time of the round before (:class:`Slower`), so the added time carries the
+machine's real noise and the workers' loops still overlap as they would. The parent's part of
+a round (receiving what the workers send, echoing their messages) starts later with them.
 """
 
 from __future__ import annotations
@@ -97,6 +100,9 @@ class Pool(Protocol):
     def close(self, timeout: float = 5.0) -> None:
         """Stop every worker; safe after a failure."""
 
+    def pids(self) -> list[int]:
+        """The worker processes' pids (none for threads: they are the parent process)."""
+
 
 def spin_until(deadline: float) -> float:
     """Busy-wait (no sleep: the CPU stays as busy as the loop was) until ``perf_counter()``
@@ -107,36 +113,40 @@ def spin_until(deadline: float) -> float:
     return now
 
 
-def _timed(loop: Loop, local: Any, k: int, base: int, slowdown: float) -> tuple[float, float,
-                                                                                   object]:
-    """Run the loop once under the worker's own clock; stretched by ``slowdown`` if > 1."""
+class Slower:
+    """A worker's deliberate slowdown: before its loop it busy-waits ``(slowdown - 1)`` times
+    the time the loop took last round (per operation, times this round's k). Waiting *before*
+    the loop keeps the workers' loops overlapping as they would: a contended lock or cache line
+    stays contended, so the benchmark is slower, not a different benchmark. The first round,
+    with no loop time yet, waits after the loop instead."""
+
+    __slots__ = ("factor", "per_op")
+
+    def __init__(self, factor: float) -> None:
+        self.factor = factor
+        self.per_op = 0.0
+
+
+def _timed(loop: Loop, local: Any, k: int, base: int, slower: Slower | None
+           ) -> tuple[float, float, object]:
+    """Run the loop once under the worker's own clock (slowed down by ``slower``, if any)."""
     perf_counter = time.perf_counter
     t0 = perf_counter()
+    if slower is not None and slower.per_op:
+        spin_until(t0 + (slower.factor - 1.0) * slower.per_op * k)
+    t_loop = perf_counter()
     report = loop(local, k, base)
-    t1 = perf_counter()
-    if slowdown > 1.0:
-        t1 = spin_until(t1 + (slowdown - 1.0) * (t1 - t0))
+    t_end = t1 = perf_counter()
+    if slower is not None:
+        if not slower.per_op:  # the first round: no estimate yet, so wait after the loop
+            t1 = spin_until(t_end + (slower.factor - 1.0) * (t_end - t_loop))
+        slower.per_op = (t_end - t_loop) / max(k, 1)
     return t0, t1, report
 
 
 def _where(exc: BaseException) -> str:
     tb = traceback.extract_tb(exc.__traceback__)
     return f" at {tb[-1].name}:{tb[-1].lineno}" if tb else ""
-
-
-def _stretched(during: During | None, slowdown: float) -> During | None:
-    """The parent's part of a round, slowed like the workers' (see the module docstring)."""
-    if during is None or slowdown <= 1.0:
-        return during
-
-    def run(k: int) -> float | None:
-        t0 = time.perf_counter()
-        end = during(k)
-        if end is None:
-            return None
-        return spin_until(end + (slowdown - 1.0) * (end - t0))
-
-    return run
 
 
 class _Workers:
@@ -184,9 +194,11 @@ def _process_worker(
     try:
         local = mech.store.attach(handles)
         attached = True
+        local = mech.store.for_worker(local, wid)
         conn.send(("ready", os.getpid()))
         loop = mech.loop
         base = worker_tag(wid)
+        slower = Slower(slowdown) if slowdown > 1.0 else None
         while True:
             try:
                 msg = conn.recv()
@@ -195,7 +207,7 @@ def _process_worker(
             if msg[0] == "stop":
                 break
             barrier.wait(barrier_timeout)
-            conn.send(("done", *_timed(loop, local, msg[1], base, slowdown)))
+            conn.send(("done", *_timed(loop, local, msg[1], base, slower)))
     except BaseException as exc:
         try:
             conn.send(("error", f"worker {wid} raised {type(exc).__name__}: {exc}{_where(exc)}"))
@@ -237,6 +249,10 @@ class ProcessPool(_Workers):
             proc.start()
             child_end.close()
         self._collect("ready", self.start_timeout, "start")
+
+    def pids(self) -> list[int]:
+        """The worker processes' pids, for reading their memory."""
+        return [int(proc.pid) for proc in self.procs]
 
     def _died(self, wid: int, what: str) -> WorkerError:
         self.procs[wid].join(1)
@@ -288,8 +304,7 @@ class ProcessPool(_Workers):
         """
         for conn in self.conns:
             conn.send(("run", k))
-        parent = _stretched(during, self.slowdown)
-        parent_end = parent(k) if parent is not None else None
+        parent_end = during(k) if during is not None else None
         replies = self._collect("done", self.round_timeout, "round")
         return RoundTiming.from_replies(replies, 1, parent_end)
 
@@ -350,6 +365,10 @@ class ThreadPool(_Workers):
             thread.start()
         self._collect("ready", 0, self.start_timeout, "start")
 
+    def pids(self) -> list[int]:
+        """None: threads share the parent process."""
+        return []
+
     def _worker(self, wid: int, inbox: queue.SimpleQueue[tuple[int, int] | None]) -> None:
         """Body of one worker thread: the same protocol as a worker process."""
         out = self.outbox
@@ -359,16 +378,18 @@ class ThreadPool(_Workers):
         try:
             local = mech.store.attach(self.handles)
             attached = True
+            local = mech.store.for_worker(local, wid)
             out.put((wid, "ready", 0))
             loop = mech.loop
             base = worker_tag(wid)
+            slower = Slower(self.slowdown) if self.slowdown > 1.0 else None
             while True:
                 msg = inbox.get()
                 if msg is None:
                     break
                 round_no, k = msg
                 self.barrier.wait(self.round_timeout)
-                out.put((wid, "done", round_no, *_timed(loop, local, k, base, self.slowdown)))
+                out.put((wid, "done", round_no, *_timed(loop, local, k, base, slower)))
         except BaseException as exc:
             out.put((wid, "error", -1,
                      f"thread {wid} raised {type(exc).__name__}: {exc}{_where(exc)}"))
@@ -413,8 +434,7 @@ class ThreadPool(_Workers):
         self._round += 1
         for inbox in self.inboxes:
             inbox.put((self._round, k))
-        parent = _stretched(during, self.slowdown)
-        parent_end = parent(k) if parent is not None else None
+        parent_end = during(k) if during is not None else None
         replies = self._collect("done", self._round, self.round_timeout, "round")
         return RoundTiming.from_replies(replies, 3, parent_end)
 

@@ -39,6 +39,10 @@ class Profile:
     #: The rounds of each benchmark are split over this many passes through the whole
     #: suite, each with fresh workers (see :mod:`sharebench.pytest_plugin`).
     passes: int = 3
+    #: Keys of ``dict-increment``, entries of ``lookup``, message sizes of ``ping-pong``.
+    dict_keys: int = 1000
+    lookup_entries: int = 100_000
+    pingpong_sizes: tuple[int, ...] = (64, 4096, 65536, 1 << 20)
 
 
 #: 1 KiB to 64 MiB in powers of 4.
@@ -55,7 +59,7 @@ PROFILES: dict[str, Profile] = {
     # Every start method and 8 processes; more rounds for tighter medians.
     "full": Profile(
         (1, 2, 4, 8), ("fork", "spawn", "forkserver"), rounds=20, warmup_rounds=3,
-        round_time=0.05, transfer_sizes=_TRANSFER_SIZES_FULL,
+        round_time=0.05, transfer_sizes=_TRANSFER_SIZES_FULL, lookup_entries=1_000_000,
     ),
 }
 
@@ -124,6 +128,39 @@ def count_at_least_0(raw: str) -> int:
     return _integer(raw, 0)
 
 
+def _bounded(raw: str, what: str, low: int, high: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not an integer") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(
+            f"{raw!r}: {what} must lie between {low:,} and {high:,}")
+    return value
+
+
+#: Limits of the keyed and ping-pong parameters (beyond them a run is pointless or huge).
+DICT_KEYS = (1, 1_000_000)
+LOOKUP_ENTRIES = (1, 10_000_000)
+PINGPONG_SIZES = (16, 64 << 20)
+
+
+def dict_keys(raw: str) -> int:
+    """Keys of a dict-increment: 1 to 1,000,000."""
+    return _bounded(raw, "dict keys", *DICT_KEYS)
+
+
+def lookup_entries(raw: str) -> int:
+    """Entries of a lookup table: 1 to 10,000,000."""
+    return _bounded(raw, "lookup entries", *LOOKUP_ENTRIES)
+
+
+def pingpong_sizes(raw: str) -> tuple[int, ...]:
+    """Message sizes of a ping-pong, ``"64,4096"``: 16 bytes (room for the stamps) to 64 MiB."""
+    return tuple(dict.fromkeys(_bounded(x, "message sizes (bytes)", *PINGPONG_SIZES)
+                               for x in _items(raw)))
+
+
 def csv_path(raw: str) -> str:
     """A path ending in ``.csv`` (the rounds file and history go beside it)."""
     if not raw.endswith(".csv"):
@@ -182,10 +219,12 @@ class Case:
     mech: Mechanism
     processes: int
     start_method: str
-    #: Bytes per operation (``transfer`` only; 0 otherwise).
+    #: Bytes per operation (``transfer``), message size (``ping-pong``); 0 otherwise.
     payload_bytes: int = 0
     pass_index: int = 0
     passes: int = 1
+    #: Keys of a ``dict-increment``, entries of a ``lookup``; 0 otherwise.
+    keys: int = 0
 
     @property
     def id(self) -> str:
@@ -211,12 +250,18 @@ def cases(
     methods: tuple[str, ...],
     transfer_sizes: tuple[int, ...] = (),
     passes: int = 1,
+    params: Profile | None = None,
 ) -> list[Case]:
     """Every valid combination of ``mechanisms`` (one operation's, in registry order);
-    ``transfer`` benchmarks once per payload size; everything once per pass."""
+    ``transfer`` and ``ping-pong`` benchmarks once per size; everything once per pass.
+    ``params`` gives the keys, entries and message sizes (the quick profile's by default)."""
+    params = params or PROFILES["quick"]
     out: list[Case] = []
     for mech in mechanisms:
-        sizes = transfer_sizes if mech.operation == "transfer" else (0,)
+        sizes = {"transfer": transfer_sizes,
+                 "ping-pong": params.pingpong_sizes}.get(mech.operation, (0,))
+        keys = {"dict-increment": params.dict_keys,
+                "lookup": params.lookup_entries}.get(mech.operation, 0)
         # Threads share one process: the start method changes nothing, so measure them once.
         for method in methods if mech.workers_kind == "process" else methods[:1]:
             for p in processes:
@@ -225,7 +270,7 @@ def cases(
                 except ConfigError:
                     continue  # e.g. the single-process harness yardsticks at p > 1
                 out.extend(
-                    Case(mech, p, method, size, i, passes)
+                    Case(mech, p, method, size, i, passes, keys)
                     for i in range(passes)
                     for size in sizes
                 )

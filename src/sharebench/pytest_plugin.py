@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import signal
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -38,10 +37,11 @@ import pytest
 
 from sharebench import profiles
 from sharebench.errors import SharebenchError
-from sharebench.harness import BenchmarkRun, HarnessConfig, RunPlan
+from sharebench.fixture import SharebenchFixture
+from sharebench.harness import HarnessConfig
 from sharebench.lifecycle import Segment, clean_stale
 from sharebench.mechanisms import OPERATIONS, Mechanism, all_mechanisms, module_mechanisms
-from sharebench.profiles import PROFILES, Case
+from sharebench.profiles import PROFILES, Case, Profile, Slowdown
 from sharebench.schema import BenchmarkRecord, RunInfo
 from sharebench.servers import Services
 
@@ -60,6 +60,10 @@ class BenchState:
     passes: int = 1
     #: Mechanisms of modules given with --sharebench-mechanisms, after the registry's.
     extra: tuple[Mechanism, ...] = ()
+    #: --sharebench-slowdown rules: benchmarks made slower on purpose.
+    slowdowns: tuple[Slowdown, ...] = ()
+    #: The profile with the keys, entries and message sizes asked for laid over it.
+    params: Profile = PROFILES["quick"]
     records: list[BenchmarkRecord] = field(default_factory=list)
     #: The record of each benchmark id (passes after the first add their rounds to it) and
     #: the ops per worker its first pass calibrated (later passes reuse it).
@@ -101,9 +105,15 @@ class BenchState:
         first.round_seconds.extend(rec.round_seconds)
         first.round_lost.extend(rec.round_lost)
         first.round_pass.extend(rec.round_pass)
+        first.round_latency.extend(rec.round_latency)
         first.issued_ops += rec.issued_ops
         first.lost_updates += rec.lost_updates
         first.duplicates += rec.duplicates
+        if rec.memory_status == "ok":  # the largest growth of any pass
+            grew = first.memory_status != "ok" or rec.uss_growth > first.uss_growth
+            if grew:
+                first.uss_growth, first.pss_growth = rec.uss_growth, rec.pss_growth
+            first.memory_status = "ok"
         if not rec.status.is_ok:
             first.status = rec.status
         return first
@@ -147,12 +157,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--sharebench-round-timeout", default=30.0, metavar="SECONDS",
                     type=profiles.positive_seconds,
                     help="a round longer than this is a hung worker: error (30)")
+    group.addoption("--sharebench-dict-keys", default=None, metavar="K",
+                    type=profiles.dict_keys,
+                    help="keys of the dict-increment benchmarks (1000; 1 to 1,000,000)")
+    group.addoption("--sharebench-lookup-entries", default=None, metavar="N",
+                    type=profiles.lookup_entries,
+                    help="entries of the lookup table (quick 100,000, full 1,000,000)")
+    group.addoption("--sharebench-pingpong-sizes", default=None, metavar="S,S,...",
+                    type=profiles.pingpong_sizes,
+                    help="message sizes of ping-pong in bytes (64,4096,65536,1048576)")
     group.addoption("--sharebench-csv", default=None, metavar="PATH", type=profiles.csv_path,
                     help="summary CSV to write (results/latest.csv); the rounds CSV goes "
                          "next to it and a copy of both to <dir>/runs/")
+    group.addoption("--sharebench-slowdown", default=[], action="append",
+                    metavar="PATTERN=FACTOR", type=profiles.slowdown,
+                    help="make benchmarks whose id matches PATTERN (shell wildcards) FACTOR "
+                         "times slower, for real (workers busy-wait inside the timed window), "
+                         "to validate regression detection; recorded in the CSV; repeatable")
     group.addoption("--sharebench-mechanisms", default=[], action="append", metavar="MODULE",
                     help="also benchmark the MECHANISMS tuple of this importable module "
                          "(your own mechanism, without changing the suite); repeatable")
+    group.addoption("--sharebench-plan", default=None, metavar="PATH",
+                    help="write the selected benchmarks and their settings as JSON once "
+                         "collected (what `sharebench ab` measures; add --collect-only to "
+                         "measure nothing)")
     group.addoption("--redis-url", default=None, metavar="URL",
                     help="Redis server for the redis benchmarks, e.g. redis://host:6379/0 "
                          "(or SHAREBENCH_REDIS_URL); default: start redis-server on 127.0.0.1")
@@ -211,6 +239,13 @@ def _parse_state(config: pytest.Config) -> BenchState:
         given("--sharebench-processes", profile.processes),
         given("--sharebench-start-methods", profile.start_methods),
         harness, csv_path, passes=passes, extra=extra, services=services,
+        slowdowns=tuple(opt("--sharebench-slowdown")),
+        params=dataclasses.replace(
+            profile,
+            dict_keys=given("--sharebench-dict-keys", profile.dict_keys),
+            lookup_entries=given("--sharebench-lookup-entries", profile.lookup_entries),
+            pingpong_sizes=given("--sharebench-pingpong-sizes", profile.pingpong_sizes),
+        ),
     )
 
 
@@ -235,7 +270,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
     state = metafunc.config.stash[_STATE]
     found = profiles.cases(state.mechanisms(operation), state.processes, state.start_methods,
-                           PROFILES[state.profile].transfer_sizes, state.passes)
+                           state.params.transfer_sizes, state.passes, state.params)
     metafunc.parametrize("sharebench", found, ids=[c.test_id for c in found], indirect=True)
 
 
@@ -253,94 +288,38 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items[:] = sorted(items, key=_pass_of)
 
 
-class WorkerClock:
-    """A timer for pytest-benchmark that reports the workers' own time per operation.
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """With --sharebench-plan: the selected benchmarks (each once, whatever its passes) and
+    the settings a run of them would use, as JSON."""
+    path = session.config.getoption("--sharebench-plan")
+    if not path:
+        return
+    import json
 
-    pytest-benchmark calls the timer once before and once after the target; we answer 0.0
-    and then the value the target stored (round time / ops per round), so its statistics are
-    the workers' timings.
-    """
+    from sharebench.fmt import atomic_write
 
-    __name__ = "sharebench.WorkerClock"
-
-    def __init__(self) -> None:
-        self._pending: float | None = None
-
-    def set(self, seconds: float) -> None:
-        self._pending = seconds
-
-    def __call__(self) -> float:
-        pending, self._pending = self._pending, None
-        return 0.0 if pending is None else pending
-
-
-class SharebenchFixture:
-    """What a bench test gets: ``run()`` measures the parametrised case."""
-
-    def __init__(self, case: Case, benchmark: Any, state: BenchState) -> None:
-        self.case = case
-        self.benchmark = benchmark
-        self.state = state
-
-    def run(self) -> BenchmarkRecord:
-        """Measure, verify and record the case; skip or fail the test as its status says."""
-        case, state = self.case, self.state
-        if state.run is None:
-            state.start_run()
-        # Networked benchmarks get their server's address (redis-server starts at the first).
-        cfg = state.harness = state.services.configure(case.mech, state.harness)
-        earlier = state.by_id.get(case.id)
-        if earlier is not None and not earlier.status.is_ok:
-            pytest.skip(f"{case.id}: not measured again after: {earlier.status}")
-        plan = RunPlan(rounds=case.rounds_in_pass(cfg.rounds), k=state.k_by_id.get(case.id),
-                       pass_index=case.pass_index)
-        run = BenchmarkRun(case.mech, case.processes, case.start_method, cfg,
-                           payload_bytes=case.payload_bytes)
-        try:
-            run.execute(plan, measure=self._pedantic(run))
-        finally:
-            record = state.merge(run.record)
-            if plan.k is None and run.record.ops_per_worker:
-                state.k_by_id[case.id] = run.record.ops_per_worker
-        self._extra_info(run.record)
-        if run.record.status.is_skipped:
-            pytest.skip(f"{case.id}: {run.record.status}")
-        if not run.record.status.is_ok:
-            pytest.fail(f"{case.id}: {run.record.status}", pytrace=False)
-        return record
-
-    def _pedantic(self, run: BenchmarkRun) -> Callable[[Callable[[], float], int], None]:
-        """The harness's ``measure`` callback: pytest-benchmark runs the measured rounds."""
-
-        def measure(measure_round: Callable[[], float], rounds: int) -> None:
-            bm = self.benchmark
-            bm.group = f"{self.case.mech.operation} p{self.case.processes} " \
-                       f"{self.case.start_method}"
-            clock = WorkerClock()
-            # pytest-benchmark has no public hook for a timer per benchmark; its runner reads
-            # this attribute when each round starts.
-            bm._timer = clock
-            bm.pedantic(lambda: clock.set(measure_round() / run.record.ops_per_round),
-                        rounds=rounds, iterations=1, warmup_rounds=0)
-
-        return measure
-
-    def _extra_info(self, rec: BenchmarkRecord) -> None:
-        self.benchmark.extra_info.update(
-            {
-                "mechanism": rec.mechanism,
-                "sync": rec.sync,
-                "operation": rec.operation,
-                "processes": rec.processes,
-                "start_method": rec.start_method,
-                "ops_per_round": rec.ops_per_round,
-                "ops_per_worker": rec.ops_per_worker,
-                "issued_ops": rec.issued_ops,
-                "lost_updates": rec.lost_updates,
-                "duplicates": rec.duplicates,
-                "status": str(rec.status),
+    state = session.config.stash[_STATE]
+    seen: dict[str, dict[str, Any]] = {}
+    for item in session.items:
+        callspec = getattr(item, "callspec", None)
+        case = callspec.params.get("sharebench") if callspec is not None else None
+        if isinstance(case, Case) and case.id not in seen:
+            seen[case.id] = {
+                "id": case.id, "mechanism": case.mech.name, "sync": case.mech.sync,
+                "operation": case.mech.operation, "processes": case.processes,
+                "start_method": case.start_method, "payload_bytes": case.payload_bytes,
+                "keys": case.keys, "slowdown": profiles.slowdown_for(case.id, state.slowdowns),
             }
-        )
+    h = state.harness
+    plan = {
+        "profile": state.profile,
+        "config": {"round_time": h.round_time, "rounds": h.rounds,
+                   "warmup_rounds": h.warmup_rounds, "round_timeout": h.round_timeout},
+        "redis_url": session.config.getoption("--redis-url"),
+        "manager_address": session.config.getoption("--manager-address"),
+        "cases": list(seen.values()),
+    }
+    atomic_write(path, json.dumps(plan, indent=1) + "\n")
 
 
 @pytest.fixture

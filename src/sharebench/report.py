@@ -10,15 +10,14 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from sharebench.fmt import duration_ns, si, size
-from sharebench.schema import Status
-from sharebench.views import findings, series_label, status_counts
+from sharebench.fmt import duration_ns, markers, si, size, splice
+from sharebench.status import Status
+from sharebench.views import findings, series_label, slowed_rows, status_counts
 
 if TYPE_CHECKING:
     import pandas as pd
 
-README_START = "<!-- sharebench:findings:start -->"
-README_END = "<!-- sharebench:findings:end -->"
+README_START, README_END = markers("findings")
 
 
 Row = dict[str, Any]
@@ -43,7 +42,7 @@ def findings_table(df: pd.DataFrame, start_method: str | None = None) -> str:
     for r in rows:
         key = (str(r["operation"]), str(r["mechanism"]), str(r["sync"]))
         grouped.setdefault(key, {})[int(r["processes"])] = r
-    order = {"increment": 0, "append": 1}
+    order = {"increment": 0, "append": 1, "dict-increment": 2, "lookup": 3}
 
     def cost(by_p: dict[int, Row]) -> float:
         one = by_p.get(1)
@@ -71,7 +70,7 @@ def findings_table(df: pd.DataFrame, start_method: str | None = None) -> str:
 
 def transfer_table(df: pd.DataFrame) -> str:
     """Bulk transfers: MB/s per mechanism (rows) and payload size (columns); empty if none."""
-    rows = [r for r in _rows(df) if int(r["payload_bytes"]) > 0 and r["status"] == "ok"]
+    rows = [r for r in _rows(df) if r["operation"] == "transfer" and r["status"] == "ok"]
     if not rows:
         return ""
     sizes = sorted({int(r["payload_bytes"]) for r in rows})
@@ -91,7 +90,7 @@ def transfer_table(df: pd.DataFrame) -> str:
 
 def transfer_headline(df: pd.DataFrame) -> list[str]:
     """How close the best inter-process transfer gets to memcpy at the largest size."""
-    rows = [r for r in _rows(df) if int(r["payload_bytes"]) > 0 and r["status"] == "ok"]
+    rows = [r for r in _rows(df) if r["operation"] == "transfer" and r["status"] == "ok"]
     if not rows:
         return []
     biggest = max(int(r["payload_bytes"]) for r in rows)
@@ -153,7 +152,7 @@ def headline(df: pd.DataFrame) -> list[str]:
             f"every lock/atomic variant lost {safe_lost}."
         )
     for f in findings(df):
-        if f.best is None or f.bulk:
+        if f.best is None or f.kind != "throughput":
             continue
         n = int(f.best["processes"])
         out.append(
@@ -162,6 +161,80 @@ def headline(df: pd.DataFrame) -> list[str]:
             f"process{'es' if n != 1 else ''}."
         )
     return out
+
+
+def _ok_row(rows: list[Row], mech: str, sync: str, op: str, processes: int) -> Row | None:
+    found = [r for r in rows if (r["mechanism"], r["sync"], r["operation"],
+                                  int(r["processes"])) == (mech, sync, op, processes)
+             and r["status"] == "ok" and r["start_method"] == "fork"]
+    return found[0] if found else None
+
+
+def keyed_headline(df: pd.DataFrame) -> list[str]:
+    """Dicts, read-mostly data and round trips: the sentences users come for."""
+    rows = _rows(df)
+    out: list[str] = []
+    for f in findings(df):
+        if f.operation != "dict-increment" or f.best is None:
+            continue
+        p = int(f.best["processes"])
+        manager = _ok_row(rows, "manager-dict", "lock", "dict-increment", p)
+        vs = (f", {float(f.best['throughput_ops_s']) / float(manager['throughput_ops_s']):.0f}× "
+              f"the Manager dict under its lock ({si(float(manager['throughput_ops_s']))} "
+              "ops/s)") if manager else ""
+        out.append(f"Fastest correct way to share a dict between processes here: "
+                   f"`{series_label(f.best)}`, {si(float(f.best['throughput_ops_s']))} "
+                   f"increments/s with {p} process{'es' if p != 1 else ''}{vs}.")
+    racy = _ok_row(rows, "manager-dict", "none", "dict-increment", 2)
+    if racy is not None:
+        out.append(f"`d[key] += 1` on a Manager dict (the usual answer) lost "
+                   f"{float(racy['lost_pct']):.1f} % of its increments at 2 processes: a get "
+                   "and a set round trip, with a window between them.")
+    grow = {m: _ok_row(rows, m, "none", "lookup", 1) for m in ("fork-dict", "fork-dict-frozen")}
+    if all(r is not None and r["memory_status"] == "ok" for r in grow.values()):
+        plain, frozen = grow["fork-dict"], grow["fork-dict-frozen"]
+        assert plain is not None
+        assert frozen is not None
+        out.append(
+            f"Fork-inherited dict of {int(plain['keys']):,} entries: each worker's unique "
+            f"memory grew by {float(plain['worker_uss_growth_bytes']) / 2**20:.1f} MiB "
+            f"while it read every entry; with `gc.freeze()`: "
+            f"{float(frozen['worker_uss_growth_bytes']) / 2**20:.1f} MiB (reading an object "
+            "writes its reference count, so the page is copied; freezing only keeps the "
+            "garbage collector away).")
+    pipe = [r for r in rows if (r["mechanism"], r["operation"], int(r["payload_bytes"]))
+            == ("pipe", "ping-pong", 64) and r["status"] == "ok"]
+    if pipe:
+        p50 = float(pipe[0]["latency_p50_s"])
+        c = 1 / 162_441
+        out.append(f"A 64-byte round trip through a `Pipe` takes {duration_ns(p50 * 1e9)} "
+                   f"(p50; p99 {duration_ns(float(pipe[0]['latency_p99_s']) * 1e9)}), "
+                   f"{p50 / c:.1f}× ipc-bench's C pipe ({duration_ns(c * 1e9)}, 100 B): each "
+                   "message pays Python's send/receive calls, a pickle-free copy into a new "
+                   "bytes object, and two process wake-ups.")
+    return out
+
+
+def latency_table(df: pd.DataFrame) -> str:
+    """Round trips: p50 (p99) per mechanism (rows) and message size (columns)."""
+    rows = [r for r in _rows(df) if r["operation"] == "ping-pong" and r["status"] == "ok"]
+    if not rows:
+        return ""
+    sizes = sorted({int(r["payload_bytes"]) for r in rows})
+    by: dict[str, dict[int, Row]] = {}
+    for r in rows:
+        by.setdefault(f"`{r['mechanism']}`", {})[int(r["payload_bytes"])] = r
+    head = ["ping-pong p50 (p99)", *(size(n) for n in sizes)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    smallest = sizes[0]
+    for label, cells in sorted(by.items(), key=lambda kv: float(
+            kv[1][smallest]["latency_p50_s"]) if smallest in kv[1] else math.inf):
+        line = [label] + [
+            f"{duration_ns(float(cells[n]['latency_p50_s']) * 1e9)} "
+            f"({duration_ns(float(cells[n]['latency_p99_s']) * 1e9)})" if n in cells else ""
+            for n in sizes]
+        lines.append("| " + " | ".join(line) + " |")
+    return "\n".join(lines)
 
 
 def describe_run(df: pd.DataFrame) -> str:
@@ -187,18 +260,25 @@ def findings_markdown(df: pd.DataFrame) -> str:
             rows = [r for r in _rows(df) if Status.parse(str(r["status"])).kind == kind]
             parts.append(f"- {n} benchmark(s) {verb}: "
                          + "; ".join(f"`{r['benchmark']}`: {r['status']}" for r in rows))
+    slowed = slowed_rows(df)
+    if len(slowed):
+        parts.append(f"- **{len(slowed)} benchmark(s) were made slower on purpose** "
+                     "(`--sharebench-slowdown`, to validate regression detection): not a clean "
+                     "run; " + ", ".join(f"`{b}` ×{f:g}" for b, f in
+                                         zip(slowed["benchmark"], slowed["slowdown"],
+                                             strict=True)))
     parts += [f"- {line}" for line in transfer_headline(df)]
+    parts += [f"- {line}" for line in keyed_headline(df)]
     parts += ["", findings_table(df)]
     transfers = transfer_table(df)
     if transfers:
         parts += ["", transfers]
+    latencies = latency_table(df)
+    if latencies:
+        parts += ["", latencies]
     return "\n".join(parts)
 
 
 def splice_readme(text: str, block: str) -> str:
-    """Replace what lies between the README markers with ``block``."""
-    if README_START not in text or README_END not in text:
-        raise ValueError(f"README has no {README_START} ... {README_END} markers")
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    return f"{head}{README_START}\n{block}\n{README_END}{tail}"
+    """Replace what lies between the README's findings markers with ``block``."""
+    return splice(text, block, "findings")

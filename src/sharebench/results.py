@@ -23,19 +23,22 @@ from typing import TYPE_CHECKING, Any
 from sharebench.errors import ResultsError
 from sharebench.fmt import atomic_write
 from sharebench.schema import (
+    ADDED_COLUMNS,
     BENCHMARK_KEY,
     FLOAT_COLUMNS,
     INT_COLUMNS,
     POSITIVE_OK,
+    READABLE_VERSIONS,
     ROUND_COLUMNS,
     SCHEMA_VERSION,
+    SIGNED_COLUMNS,
     SUMMARY_COLUMNS,
     BenchmarkRecord,
     RunInfo,
-    Status,
     round_rows,
     summary_row,
 )
+from sharebench.status import Status
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -149,15 +152,29 @@ def _coerce(df: pd.DataFrame, path: Path, columns: Sequence[str]) -> pd.DataFram
     """Check schema version and columns, convert numeric columns, refuse impossible numbers."""
     import pandas as pd
 
-    missing = [c for c in columns if c not in df.columns]
-    if "schema_version" in missing:
+    if "schema_version" not in df.columns:
         raise ResultsError(f"{path}: no schema_version column; not a sharebench CSV")
     versions = set(df["schema_version"].astype(str).str.strip())
-    if versions and versions != {str(SCHEMA_VERSION)}:
+    readable = {str(v) for v in READABLE_VERSIONS}
+    if len(versions) > 1 or not versions <= readable:
         found = ", ".join(sorted(versions))
         raise ResultsError(
-            f"{path}: schema_version {found}, this sharebench reads version {SCHEMA_VERSION}"
+            f"{path}: schema_version {found}, this sharebench reads versions "
+            f"{', '.join(sorted(readable))}"
         )
+    if versions and versions != {str(SCHEMA_VERSION)}:
+        # An older file: the columns later versions added take the value they meant then.
+        df = df.copy()
+        old = int(versions.pop())
+        for version, added in ADDED_COLUMNS.items():
+            if version > old:
+                for col, value in added.items():
+                    if col in columns and col not in df.columns:
+                        df[col] = value
+    missing = [c for c in columns if c not in df.columns]
+    later = {c for added in ADDED_COLUMNS.values() for c in added}
+    if df.empty and set(missing) <= later:  # an older file's header: fine, but nothing in it
+        raise ResultsError(f"{path}: header only, no rows")
     if missing:
         raise ResultsError(f"{path}: missing columns: {', '.join(missing)}")
     if df.empty:
@@ -192,7 +209,7 @@ def _refuse_impossible(df: pd.DataFrame, path: Path, ok_mask: pd.Series[bool]) -
             values = df[col].to_numpy(dtype="float64")
             if np.isinf(values).any():
                 raise ResultsError(f"{path}: column {col} has an infinite value")
-            if (values < 0).any():
+            if (values < 0).any() and col not in SIGNED_COLUMNS:
                 raise ResultsError(f"{path}: column {col} has a negative value")
     for col in ("processes",):
         if col in df.columns and (df[col] < 1).any():
@@ -217,6 +234,8 @@ def read_summary(path: str | os.PathLike[str]) -> pd.DataFrame:
             raise ResultsError(f"{p}: {exc}") from None
     ok = df["status"] == str(Status.OK)
     _refuse_impossible(df, p, ok)
+    if (df["slowdown"] < 1).any() or df["slowdown"].isna().any():
+        raise ResultsError(f"{p}: column slowdown must be a factor >= 1 in every row")
     dup = df.duplicated(subset=list(BENCHMARK_KEY), keep=False)
     if dup.any():
         first = df.loc[dup, "benchmark"].iloc[0]

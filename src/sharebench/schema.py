@@ -20,6 +20,15 @@ CSV format history (bump ``SCHEMA_VERSION`` on any change a reader could notice)
 * 2 — rounds CSV: ``pass`` (which pass through the suite measured the round), so comparisons
   can tell the drift within a run; status is one of ``ok``, ``error: ...``, ``skipped: ...``
   and an ok row has at least one round.
+* 3 — ``keys`` (the keys of ``dict-increment``, the entries of ``lookup``; 0 for other
+  operations), part of a benchmark's identity; ``slowdown`` (1 = as measured; a factor > 1
+  means the benchmark was made that much slower on purpose with ``--sharebench-slowdown``, to
+  validate regression detection: such a run is never a clean one); round-trip latencies of
+  ``ping-pong`` (``latency_p50_s`` ... ``latency_max_s``, in the rounds CSV per round, in the
+  summary the median over rounds of each percentile and the largest maximum); memory of the
+  workers (``worker_uss_growth_bytes``, ``worker_pss_growth_bytes``: mean growth per worker
+  from attach to the last measured round, the largest over passes; ``memory_status``).
+  Version 2 files are read with ``keys`` 0, ``slowdown`` 1 and no latency or memory.
 
 Reading is strict (as pyperf refuses zero or negative timings): a file with another schema
 version, a missing column, or impossible numbers raises :class:`ResultsError` with one line that
@@ -31,14 +40,27 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any
 
 from sharebench.fmt import size
+from sharebench.status import Status
 
-if TYPE_CHECKING:
-    import pandas as pd
+SCHEMA_VERSION = 3
+#: Versions this sharebench reads, and the columns each later version added, with the value
+#: a file of an earlier version is read with.
+READABLE_VERSIONS: tuple[int, ...] = (2, 3)
+ADDED_COLUMNS: dict[int, dict[str, str]] = {3: {
+    "keys": "0", "slowdown": "1", "latency_p50_s": "", "latency_p90_s": "",
+    "latency_p99_s": "", "latency_p999_s": "", "latency_max_s": "",
+    "worker_uss_growth_bytes": "", "worker_pss_growth_bytes": "",
+    "memory_status": "skipped: not measured (schema 2)",
+}}
 
-SCHEMA_VERSION = 2
+#: Round-trip latency columns (seconds), fastest first.
+LATENCY_COLUMNS: tuple[str, ...] = ("latency_p50_s", "latency_p90_s", "latency_p99_s",
+                                    "latency_p999_s", "latency_max_s")
+#: The percentiles those columns hold (the last is the maximum).
+LATENCY_QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.99, 0.999, 1.0)
 
 #: Columns that identify one benchmark across runs (used to match baseline and current).
 BENCHMARK_KEY: tuple[str, ...] = (
@@ -48,6 +70,7 @@ BENCHMARK_KEY: tuple[str, ...] = (
     "processes",
     "start_method",
     "payload_bytes",
+    "keys",
 )
 
 RUN_COLUMNS: tuple[str, ...] = (
@@ -76,12 +99,14 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "start_method",
     "workers_kind",
     "payload_bytes",
+    "keys",
     # parameters of the measurement
     "ops_per_worker",
     "ops_per_round",
     "rounds",
     "warmup_rounds",
     "round_target_s",
+    "slowdown",
     # metrics
     "median_s",
     "iqr_s",
@@ -96,6 +121,10 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "lost_updates",
     "duplicates",
     "lost_pct",
+    *LATENCY_COLUMNS,
+    "worker_uss_growth_bytes",
+    "worker_pss_growth_bytes",
+    "memory_status",
     "status",
 )
 
@@ -109,12 +138,14 @@ ROUND_COLUMNS: tuple[str, ...] = (
     "processes",
     "start_method",
     "payload_bytes",
+    "keys",
     "pass",
     "round",
     "seconds",
     "ops",
     "throughput_ops_s",
     "lost_updates",
+    *LATENCY_COLUMNS,
 )
 
 INT_COLUMNS = frozenset(
@@ -123,6 +154,7 @@ INT_COLUMNS = frozenset(
         "cpu_count",
         "processes",
         "payload_bytes",
+        "keys",
         "ops_per_worker",
         "ops_per_round",
         "rounds",
@@ -138,6 +170,10 @@ INT_COLUMNS = frozenset(
 FLOAT_COLUMNS = frozenset(
     {
         "round_target_s",
+        "slowdown",
+        *LATENCY_COLUMNS,
+        "worker_uss_growth_bytes",
+        "worker_pss_growth_bytes",
         "median_s",
         "iqr_s",
         "min_s",
@@ -151,80 +187,10 @@ FLOAT_COLUMNS = frozenset(
         "seconds",
     }
 )
+#: Numeric columns that may be negative (memory a worker gave back).
+SIGNED_COLUMNS = frozenset({"worker_uss_growth_bytes", "worker_pss_growth_bytes"})
 #: Timing columns that must be finite and > 0 in every ok row (pyperf refuses the rest).
 POSITIVE_OK = ("median_s", "throughput_ops_s", "ns_per_op")
-
-StatusKind = Literal["ok", "error", "skipped"]
-STATUS_KINDS: tuple[StatusKind, ...] = ("ok", "error", "skipped")
-
-
-@dataclass(frozen=True)
-class Status:
-    """How a benchmark ended: ``ok``, ``error`` (it failed: a bug, a dead worker, data lost
-    under a lock) or ``skipped`` (it could not run here: a missing service), with the reason.
-
-    Written to the CSV as ``ok``, ``error: <reason>`` or ``skipped: <reason>``. A skipped
-    benchmark is not a failure: ``report --check`` passes it, and the page and captions count
-    it apart from the failed ones.
-    """
-
-    kind: StatusKind
-    reason: str = ""
-
-    OK: ClassVar[Status]
-
-    def __post_init__(self) -> None:
-        if self.kind not in STATUS_KINDS:
-            raise ValueError(f"status kind {self.kind!r} is not one of {', '.join(STATUS_KINDS)}")
-        if (self.kind == "ok") != (not self.reason):
-            raise ValueError("an ok status has no reason; error and skipped ones must have one")
-
-    @classmethod
-    def error(cls, reason: str) -> Status:
-        """A failed benchmark, e.g. ``Status.error("worker 0 died during round")``."""
-        return cls("error", " ".join(reason.split()) or "unknown error")
-
-    @classmethod
-    def skipped(cls, reason: str) -> Status:
-        """A benchmark that could not run here, e.g. ``Status.skipped("no redis-server")``."""
-        return cls("skipped", " ".join(reason.split()) or "unavailable")
-
-    @classmethod
-    def parse(cls, text: str) -> Status:
-        """The status of a CSV cell; ValueError if it is none of the three forms."""
-        if text == "ok":
-            return cls.OK
-        kind, sep, reason = text.partition(": ")
-        if sep and kind in ("error", "skipped") and reason.strip():
-            return cls(kind, reason)  # type: ignore[arg-type]  # checked just above
-        raise ValueError(f"status {text!r} is not ok, 'error: ...' or 'skipped: ...'")
-
-    @property
-    def is_ok(self) -> bool:
-        """Measured, and correct where correctness was promised."""
-        return self.kind == "ok"
-
-    @property
-    def is_error(self) -> bool:
-        """Failed: counts against the run (``report --check`` exits 1)."""
-        return self.kind == "error"
-
-    @property
-    def is_skipped(self) -> bool:
-        """Could not run here; says why, and is not a failure."""
-        return self.kind == "skipped"
-
-    def __str__(self) -> str:
-        return "ok" if self.kind == "ok" else f"{self.kind}: {self.reason}"
-
-
-Status.OK = Status("ok")
-
-
-def status_kinds(statuses: pd.Series[Any]) -> pd.Series[str]:
-    """The kind (``ok``/``error``/``skipped``) of each status cell of a frame's column."""
-    return statuses.astype(str).str.partition(":")[0]
-
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -270,6 +236,8 @@ class BenchmarkRecord:
     start_method: str
     workers_kind: str = "process"
     payload_bytes: int = 0
+    #: Keys of a dict-increment, entries of a lookup; 0 for other operations.
+    keys: int = 0
     ops_per_worker: int = 0
     warmup_rounds: int = 0
     round_target_s: float = 0.0
@@ -282,6 +250,16 @@ class BenchmarkRecord:
     lost_updates: int = 0
     duplicates: int = 0
     status: Status = Status.OK
+    #: > 1 when the benchmark was made slower on purpose (``--sharebench-slowdown``).
+    slowdown: float = 1.0
+    #: Per measured round, the round-trip latency percentiles (LATENCY_QUANTILES) of a
+    #: ping-pong; empty for other operations.
+    round_latency: list[tuple[float, ...]] = field(default_factory=list)
+    #: Mean growth of a worker's USS / PSS from attach to its last measured round (bytes;
+    #: the largest over passes), or NaN; and why not, when not measured.
+    uss_growth: float = math.nan
+    pss_growth: float = math.nan
+    memory_status: str = "skipped: not measured"
 
     @property
     def ops_per_round(self) -> int:
@@ -352,11 +330,13 @@ def summary_row(record: BenchmarkRecord, run: RunInfo) -> dict[str, Any]:
         "start_method": record.start_method,
         "workers_kind": record.workers_kind,
         "payload_bytes": record.payload_bytes,
+        "keys": record.keys,
         "ops_per_worker": record.ops_per_worker,
         "ops_per_round": ops,
         "rounds": n,
         "warmup_rounds": record.warmup_rounds,
         "round_target_s": record.round_target_s,
+        "slowdown": record.slowdown,
         "median_s": median,
         "iqr_s": _quantile(times, 0.75) - _quantile(times, 0.25) if n else math.nan,
         "min_s": times[0] if n else math.nan,
@@ -370,6 +350,10 @@ def summary_row(record: BenchmarkRecord, run: RunInfo) -> dict[str, Any]:
         "lost_updates": record.lost_updates,
         "duplicates": record.duplicates,
         "lost_pct": 100.0 * record.lost_updates / issued if issued else 0.0,
+        **latency_summary(record.round_latency),
+        "worker_uss_growth_bytes": record.uss_growth,
+        "worker_pss_growth_bytes": record.pss_growth,
+        "memory_status": record.memory_status,
         "status": str(status),
     }
     assert tuple(row) == SUMMARY_COLUMNS, "summary_row out of step with SUMMARY_COLUMNS"
@@ -384,8 +368,10 @@ def round_rows(record: BenchmarkRecord, run: RunInfo) -> list[dict[str, Any]]:
     # An interrupted benchmark may have fewer entries in a list: pad, never lose the run.
     lost = (record.round_lost + [0] * n)[:n]
     passes = (record.round_pass + [record.round_pass[-1] if record.round_pass else 0] * n)[:n]
-    for i, (seconds, lost_i, pass_i) in enumerate(zip(record.round_seconds, lost, passes,
-                                                       strict=True)):
+    none = (math.nan,) * len(LATENCY_COLUMNS)
+    latency = (record.round_latency + [none] * n)[:n]
+    for i, (seconds, lost_i, pass_i, lat) in enumerate(zip(record.round_seconds, lost, passes,
+                                                            latency, strict=True)):
         rows.append(
             {
                 "schema_version": SCHEMA_VERSION,
@@ -397,12 +383,32 @@ def round_rows(record: BenchmarkRecord, run: RunInfo) -> list[dict[str, Any]]:
                 "processes": record.processes,
                 "start_method": record.start_method,
                 "payload_bytes": record.payload_bytes,
+                "keys": record.keys,
                 "pass": pass_i,
                 "round": i,
                 "seconds": seconds,
                 "ops": ops,
                 "throughput_ops_s": ops / seconds if seconds > 0 else math.nan,
                 "lost_updates": lost_i,
+                **dict(zip(LATENCY_COLUMNS, lat, strict=True)),
             }
         )
     return rows
+
+
+def latency_quantiles(samples: Sequence[float]) -> tuple[float, ...]:
+    """The LATENCY_QUANTILES of one round's round-trip times (seconds)."""
+    ordered = sorted(samples)
+    return tuple(_quantile(ordered, q) for q in LATENCY_QUANTILES)
+
+
+def latency_summary(rounds: Sequence[tuple[float, ...]]) -> dict[str, float]:
+    """The summary row's latency columns: the median over rounds of each percentile, and the
+    largest maximum (NaN when the operation has no latencies)."""
+    if not rounds:
+        return dict.fromkeys(LATENCY_COLUMNS, math.nan)
+    out = {}
+    for i, col in enumerate(LATENCY_COLUMNS):
+        values = sorted(r[i] for r in rounds)
+        out[col] = values[-1] if col == "latency_max_s" else _quantile(values, 0.5)
+    return out

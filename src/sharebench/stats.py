@@ -147,3 +147,77 @@ def noise_floors(
         sigma_run = robust_sigma(lr)
     sigma_run = min(sigma_run, cap)
     return sigma_run, [float(np.expm1(k * max(sigma_run, o))) for o in own]
+
+
+# --------------------------------------------------------------------------------------
+# Paired samples: interleaved A/B runs
+
+
+def wilcoxon_p(d: Sequence[float] | FloatArray) -> float:
+    """Two-sided Wilcoxon signed-rank p-value that the differences ``d`` are centred on 0
+    (exact without ties or zeros up to 50 pairs, else the normal approximation); NaN with no
+    non-zero difference."""
+    import numpy as np
+    from scipy.stats import wilcoxon
+
+    x = np.asarray(d, dtype="float64")
+    x = x[x != 0]
+    if x.size == 0:
+        return math.nan
+    ties = np.unique(np.abs(x)).size < x.size
+    method = "exact" if x.size <= 50 and not ties else "approx"
+    return float(wilcoxon(x, alternative="two-sided", method=method).pvalue)
+
+
+def min_pairs(alpha: float, tests: int) -> int:
+    """Fewest pairs with which a signed-rank test can reach ``alpha / tests`` at all: with
+    every difference of one sign its exact two-sided p is ``2 / 2**n``."""
+    if not 0 < alpha < 1 or tests < 1:
+        raise ValueError("alpha must lie in (0, 1) and tests be >= 1")
+    return max(1, math.ceil(math.log2(2 * tests / alpha)))
+
+
+def hodges_lehmann(d: Sequence[float] | FloatArray, level: float = CI_LEVEL
+                   ) -> tuple[float, float, float]:
+    """The Hodges-Lehmann estimate of the centre of ``d`` (the median of its Walsh averages)
+    and its distribution-free confidence interval at ``level`` (the Walsh averages at the
+    signed-rank critical ranks, normal approximation): ``(estimate, low, high)``."""
+    import numpy as np
+    from scipy.stats import norm
+
+    x = np.asarray(d, dtype="float64")
+    n = x.size
+    if n == 0:
+        return (math.nan, math.nan, math.nan)
+    i, j = np.triu_indices(n)
+    walsh = np.sort((x[i] + x[j]) / 2.0)
+    estimate = float(np.median(walsh))
+    z = float(norm.ppf(0.5 + level / 2.0))
+    mean = n * (n + 1) / 4.0
+    sd = math.sqrt(n * (n + 1) * (2 * n + 1) / 24.0)
+    k = math.floor(mean - z * sd)  # ranks below this are outside the interval
+    k = min(max(k, 0), walsh.size - 1)
+    return (estimate, float(walsh[k]), float(walsh[walsh.size - 1 - k]))
+
+
+#: z of 80 % power, one-sided.
+Z_POWER_80 = 0.8416
+
+
+def min_detectable(sigma: float, n: int, alpha: float, threshold: float) -> float:
+    """The smallest slowdown (a fraction of time per op, 0.1 = 10 %) that ``n`` pairs with a
+    robust spread ``sigma`` of their log ratios would flag with about 80 % power: it must be
+    significant at two-sided ``alpha`` and its estimate beyond ``threshold``.
+
+    Normal approximation with the signed-rank test's efficiency (3/pi of the t-test's); a
+    ``sigma`` of 0 still needs the threshold. Infinite when ``n`` is too small for the
+    signed-rank test to ever reach ``alpha`` (see :func:`min_pairs`).
+    """
+    from scipy.stats import norm
+
+    if n < 1 or 2.0 / 2**n > alpha or not math.isfinite(sigma):
+        return math.inf
+    se = sigma / math.sqrt(n * 3.0 / math.pi)
+    z = float(norm.ppf(1.0 - alpha / 2.0))
+    log_slow = max(math.log1p(threshold) + Z_POWER_80 * se, (z + Z_POWER_80) * se)
+    return math.expm1(log_slow)

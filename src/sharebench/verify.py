@@ -35,6 +35,10 @@ class RoundCheck:
     lost: int
     duplicates: int = 0
     invalid: int = 0
+    #: Round-trip latency percentiles of the round (ping-pong), else None.
+    latency: tuple[float, ...] | None = None
+    #: Keys whose count came out wrong (dict-increment), for the description.
+    keys_wrong: int = 0
 
     @property
     def clean(self) -> bool:
@@ -48,6 +52,8 @@ class RoundCheck:
             parts.append(f"{self.duplicates} duplicated")
         if self.invalid:
             parts.append(f"{self.invalid} foreign values")
+        if self.keys_wrong:
+            parts.append(f"over {self.keys_wrong} keys")
         return ", ".join(parts)
 
 
@@ -85,3 +91,39 @@ def check_items(items: Any, workers: int, ops_per_worker: int) -> RoundCheck:
         duplicates=int(slots.size) - distinct,
         invalid=int(arr.size - slots.size),
     )
+
+
+def check_counts(expected: Any, counted: Any) -> RoundCheck:
+    """Per-key counts of a dict-increment against what was issued: a key short of its count
+    lost updates, a key above it has duplicates (both summed over keys)."""
+    import numpy as np
+
+    exp = np.asarray(expected, dtype=np.int64)
+    got = np.asarray(counted, dtype=np.int64)
+    diff = exp - got
+    return RoundCheck(
+        issued=int(exp.sum()),
+        counted=int(got.sum()),
+        lost=int(diff[diff > 0].sum()),
+        duplicates=int(-diff[diff < 0].sum()),
+        keys_wrong=int(np.count_nonzero(diff)),
+    )
+
+
+def check_lookups(issued: int, wrong: Sequence[int]) -> RoundCheck:
+    """Lookups: every read whose value was not its key's is a foreign value."""
+    bad = sum(wrong)
+    return RoundCheck(issued=issued, counted=issued - bad, lost=0, invalid=bad)
+
+
+def check_echoes(issued: int, samples: Any, wrong: int) -> RoundCheck:
+    """A ping-pong round: ``issued`` round trips, of which ``wrong`` came back changed, and
+    the percentiles of their latencies (``samples``, nanoseconds)."""
+    import numpy as np
+
+    ns = np.asarray(samples, dtype=np.float64)
+    if ns.size == 0:
+        return RoundCheck(issued, issued - wrong, lost=0, invalid=wrong)
+    q = [*np.quantile(ns, [0.5, 0.9, 0.99, 0.999]).tolist(), float(ns.max())]
+    return RoundCheck(issued, issued - wrong, lost=0, invalid=wrong,
+                      latency=tuple(float(x) / 1e9 for x in q))

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sharebench.fmt import pct, size
-from sharebench.schema import BENCHMARK_KEY, Status, status_kinds
+from sharebench.schema import BENCHMARK_KEY
+from sharebench.status import Status, status_kinds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,8 +68,14 @@ def series_label(row: RowLike) -> str:
     return f"{label} {size(payload)}" if payload else label
 
 
+#: Operations that write shared state: for them, no synchronisation is a race. A lookup only
+#: reads (``none`` is right there), a transfer or a ping-pong hands a message over whole.
+WRITE_OPERATIONS = frozenset({"increment", "append", "dict-increment"})
+
+
 def is_unsafe(row: RowLike) -> bool:
-    """No synchronisation, or updates were lost or duplicated: mark it, whatever its speed.
+    """No synchronisation on a write, or updates were lost or duplicated: mark it, whatever
+    its speed.
 
     Harness rows (empty loop, plain object) run alone and are never a contender, so their
     ``none`` does not mark them; a loss there would, as a harness bug.
@@ -76,7 +83,8 @@ def is_unsafe(row: RowLike) -> bool:
     wrong = int(row.get("lost_updates", 0) or 0) > 0 or int(row.get("duplicates", 0) or 0) > 0
     if row.get("family") == HARNESS_FAMILY:
         return wrong
-    return wrong or row["sync"] == "none"
+    writes = row.get("operation", "increment") in WRITE_OPERATIONS
+    return wrong or (row["sync"] == "none" and writes)
 
 
 def loss_text(row: RowLike) -> str:
@@ -132,6 +140,11 @@ def failed_rows(df: pd.DataFrame) -> pd.DataFrame:
 def skipped_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Rows that could not run here (a missing service), with their reason."""
     return df[status_kinds(df["status"]) == "skipped"]
+
+
+def slowed_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows made slower on purpose (``--sharebench-slowdown``): a run with any is not clean."""
+    return df[df["slowdown"] != 1.0]
 
 
 def ok_rows(df: pd.DataFrame, benchmarks_only: bool = False) -> pd.DataFrame:
@@ -274,9 +287,27 @@ def harness_refs(ok: pd.DataFrame, operation: str, start_method: str) -> pd.Data
     return harness[~harness["operation"].isin(bench_ops)]
 
 
+def has_latency(rows: pd.DataFrame) -> bool:
+    """Rows of a round-trip operation (``ping-pong``): latency percentiles, not ops/s."""
+    return bool(rows["latency_p50_s"].notna().any()) if "latency_p50_s" in rows else False
+
+
 def is_bulk(rows: pd.DataFrame) -> bool:
-    """Rows of a bulk-transfer operation (they carry a payload size): bandwidth, not ops/s."""
-    return bool((rows["payload_bytes"].astype("int64") > 0).any())
+    """Rows of a bulk-transfer operation (a payload size, no latencies): bandwidth."""
+    return bool((rows["payload_bytes"].astype("int64") > 0).any()) and not has_latency(rows)
+
+
+def chart_kind(rows: pd.DataFrame) -> str:
+    """How an operation's rows are drawn: ``latency``, ``bandwidth`` or ``throughput``."""
+    if has_latency(rows):
+        return "latency"
+    return "bandwidth" if is_bulk(rows) else "throughput"
+
+
+def has_memory(rows: pd.DataFrame) -> bool:
+    """Whether any ok row measured the workers' memory growth."""
+    return bool((rows["memory_status"].astype(str) == "ok").any()) \
+        if "memory_status" in rows else False
 
 
 # --------------------------------------------------------------------------------------
@@ -290,16 +321,22 @@ class Finding:
     ``best``: the *fastest correct* way between processes — the highest throughput among ok
     rows that lost nothing and are synchronised, with process workers (threads are a baseline,
     not a way for processes to share), at any process count, under the primary start method.
-    For bulk transfers (``payload_bytes > 0``) the highest bytes per second instead.
+    For bulk transfers (``kind`` bandwidth) the highest bytes per second instead; for round
+    trips (``kind`` latency) the lowest p50 at the smallest message size.
     ``best_thread``: the same among threads of one process, for comparison. ``losers``: every
     mechanism/sync that lost updates, once each at its worst.
     """
 
     operation: str
-    bulk: bool
+    kind: str
     best: dict[str, Any] | None
     best_thread: dict[str, Any] | None
     losers: list[dict[str, Any]]
+
+    @property
+    def bulk(self) -> bool:
+        """Bytes per second, not operations, say which is best."""
+        return self.kind == "bandwidth"
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -307,10 +344,13 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in r.items()} for r in df.to_dict("records")]
 
 
-def _fastest(rows: pd.DataFrame, bulk: bool) -> dict[str, Any] | None:
+def _fastest(rows: pd.DataFrame, kind: str) -> dict[str, Any] | None:
     if rows.empty:
         return None
-    score = rows["throughput_ops_s"] * (rows["payload_bytes"] if bulk else 1)
+    if kind == "latency":
+        smallest = rows[rows["payload_bytes"] == rows["payload_bytes"].min()]
+        return records(smallest.loc[[smallest["latency_p50_s"].idxmin()]])[0]
+    score = rows["throughput_ops_s"] * (rows["payload_bytes"] if kind == "bandwidth" else 1)
     return records(rows.loc[[score.idxmax()]])[0]
 
 
@@ -321,16 +361,16 @@ def findings(df: pd.DataFrame) -> list[Finding]:
     out = []
     for op in sorted(str(o) for o in ok["operation"].unique()):
         rows = ok[ok["operation"] == op]
-        bulk = is_bulk(rows)
+        kind = chart_kind(rows)
         safe = rows[[not is_unsafe(r) for _, r in rows.iterrows()]]
         safe = safe[safe["start_method"] == method] if (safe["start_method"] == method).any() \
             else safe
         losers = rows[rows["lost_pct"] > 0].sort_values("lost_pct", ascending=False)
         out.append(Finding(
             operation=op,
-            bulk=bulk,
-            best=_fastest(safe[safe["workers_kind"] == "process"], bulk),
-            best_thread=_fastest(safe[safe["workers_kind"] != "process"], bulk),
+            kind=kind,
+            best=_fastest(safe[safe["workers_kind"] == "process"], kind),
+            best_thread=_fastest(safe[safe["workers_kind"] != "process"], kind),
             losers=records(losers.drop_duplicates(subset=["mechanism", "sync",
                                                           "payload_bytes"])),
         ))

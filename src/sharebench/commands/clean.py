@@ -4,15 +4,33 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "remove /dev/shm blocks of dead sharebench runs (never those of a live run)"
+HELP = ("remove /dev/shm blocks of dead sharebench runs (never those of a live run); with "
+        "--cache, also the worktrees and environments `sharebench ab` keeps")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="only say what would go")
+    parser.add_argument("--cache", action="store_true",
+                        help="also remove .sharebench-cache/ (or $SHAREBENCH_CACHE): the git "
+                             "worktrees and virtual environments of `sharebench ab` sides")
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from sharebench.lifecycle import clean_stale, suite_segments
+    from sharebench.sides import clean_cache, default_cache
+
+    if args.cache:
+        cache = default_cache(Path.cwd())
+        if args.dry_run:
+            found = [p for sub in ("worktrees", "envs") if (cache / sub).is_dir()
+                     for p in sorted((cache / sub).iterdir())]
+            for path in found:
+                print(f"would remove {path}")
+        else:
+            for path in clean_cache(Path.cwd(), cache):
+                print(f"removed {path}")
 
     removed = clean_stale(dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"

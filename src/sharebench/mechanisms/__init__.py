@@ -26,6 +26,11 @@ FAMILY_MODULES: tuple[str, ...] = (
     "sharebench.mechanisms.transfer",
     "sharebench.mechanisms.redis",
     "sharebench.mechanisms.manager_tcp",
+    "sharebench.mechanisms.manager_keyed",
+    "sharebench.mechanisms.shm_keyed",
+    "sharebench.mechanisms.forkdict",
+    "sharebench.mechanisms.pingpong",
+    "sharebench.mechanisms.redis_keyed",
 )
 
 __all__ = ["OPERATIONS", "SYNCS", "Mechanism", "UnknownMechanism", "all_mechanisms", "get",

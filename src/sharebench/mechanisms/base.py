@@ -33,8 +33,9 @@ from typing import Any, ClassVar
 from sharebench.errors import SharebenchError
 from sharebench.verify import RoundCheck
 
-OPERATIONS: tuple[str, ...] = ("increment", "append", "transfer")
-SYNCS: tuple[str, ...] = ("none", "lock", "lock-fast", "atomic")
+OPERATIONS: tuple[str, ...] = ("increment", "append", "transfer", "dict-increment", "lookup",
+                               "ping-pong")
+SYNCS: tuple[str, ...] = ("none", "lock", "lock-fast", "striped", "atomic")
 
 #: ``loop(local, k, base)``; may return a value the parent verifies (e.g. a local count).
 Loop = Callable[[Any, int, int], object]
@@ -55,8 +56,10 @@ class StoreSpec:
     #: A short unique token of the run, for names of OS objects (shared memory blocks); it
     #: starts with the pid of the run so `sharebench clean` can tell dead runs from live ones.
     run_token: str = field(default_factory=lambda: str(os.getpid()))
-    #: Bytes per operation for bulk transfers; 0 for increments and appends.
+    #: Bytes per operation for bulk transfers and message sizes of ping-pongs; else 0.
     payload_bytes: int = 0
+    #: Keys of a dict-increment, entries of a lookup; else 0.
+    keys: int = 0
     #: Services the run provides (``redis_url``, ``manager_address``, ...).
     resources: Mapping[str, str] = field(default_factory=dict)
     #: How long the parent's own part of a round (``during_round``) may wait for workers.
@@ -89,6 +92,12 @@ class Store:
     def attach(handles: tuple[Any, ...]) -> Any:
         """Worker side: build the local view the loop works on (not timed)."""
         return handles
+
+    @staticmethod
+    def for_worker(local: Any, worker: int) -> Any:
+        """Worker side, after ``attach``: what worker ``worker`` (0-based) alone needs, e.g.
+        its own key sequence (not timed; the local view by default)."""
+        return local
 
     @staticmethod
     def detach(local: Any) -> None:

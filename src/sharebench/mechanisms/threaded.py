@@ -13,11 +13,12 @@ a property of the interpreter, not a guarantee (free-threaded builds lose update
 from __future__ import annotations
 
 import threading
-from itertools import repeat
+from itertools import cycle, islice, repeat
 from typing import Any, ClassVar
 
 from sharebench.mechanisms.base import Mechanism
 from sharebench.mechanisms.counters import Counter, CounterStore, ItemStore
+from sharebench.mechanisms.keyed import KeyedStore, key_sequence
 
 
 class ThreadCounterStore(CounterStore):
@@ -95,6 +96,42 @@ def thread_append(local: Any, k: int, base: int) -> None:
         append(base + i)
 
 
+class ThreadDictStore(KeyedStore):
+    """A plain dict of K counters and a ``threading.Lock``, shared by the threads."""
+
+    def __init__(self, ctx: Any, spec: Any) -> None:
+        super().__init__(ctx, spec)
+        self.dict: dict[int, int] = dict.fromkeys(range(spec.keys), 0)
+        self.lock = threading.Lock()
+        self.start_counts()
+
+    def handles(self) -> tuple[Any, ...]:
+        return (self.dict, self.lock, self.spec.keys)
+
+    @staticmethod
+    def for_worker(local: Any, worker: int) -> Any:
+        d, lock, keys = local
+        return (d, lock, key_sequence(worker, keys))
+
+    def read_counts(self) -> list[int]:
+        return [self.dict[k] for k in range(self.spec.keys)]
+
+
+def thread_dict_none(local: Any, k: int, base: int) -> None:
+    """``d[key] += 1`` on a plain dict, no lock."""
+    d, _lock, seq = local
+    for key in islice(cycle(seq), k):
+        d[key] += 1
+
+
+def thread_dict_lock(local: Any, k: int, base: int) -> None:
+    """The same under a ``threading.Lock``."""
+    d, lock, seq = local
+    for key in islice(cycle(seq), k):
+        with lock:
+            d[key] += 1
+
+
 MECHANISMS = (
     Mechanism("thread", "none", "increment", "thread", ThreadCounterStore, thread_none,
               "N threads, one process: obj.n += 1 on a plain object, no lock",
@@ -104,5 +141,11 @@ MECHANISMS = (
               workers_kind="thread"),
     Mechanism("thread", "atomic", "append", "thread", ThreadListStore, thread_append,
               "N threads, one process: list.append (atomic under the GIL)",
+              workers_kind="thread"),
+    Mechanism("thread", "none", "dict-increment", "thread", ThreadDictStore, thread_dict_none,
+              "N threads, one process: d[key] += 1 on a plain dict, no lock",
+              workers_kind="thread"),
+    Mechanism("thread", "lock", "dict-increment", "thread", ThreadDictStore, thread_dict_lock,
+              "N threads, one process: d[key] += 1 under a threading.Lock",
               workers_kind="thread"),
 )
