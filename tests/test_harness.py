@@ -18,7 +18,7 @@ FAST = HarnessConfig(round_time=0.01, rounds=3, warmup_rounds=1)
 
 # The networked families need a server and have their own tests with a real one
 # (test_redis.py, test_manager_tcp.py).
-NETWORKED = ("redis", "manager-tcp")
+NETWORKED = ("redis", "manager-tcp", "ray")
 SAFE_INCREMENTS = [m for m in mechanisms.all_mechanisms("increment")
                    if m.sync != "none" and m.family not in NETWORKED]
 SAFE_APPENDS = [m for m in mechanisms.all_mechanisms("append")
@@ -153,7 +153,7 @@ def test_single_process_yardsticks_refuse_more_processes():
 @pytest.mark.parametrize(
     ("name", "sync", "op", "message"),
     [
-        ("valu", "lock", "increment", "unknown mechanism 'valu'; valid: array, fork-dict,"),
+        ("valu", "lock", "increment", "unknown mechanism 'valu'; valid: array, diskcache,"),
         ("value", "atomic", "increment", "no benchmark value/atomic for increment; valid:"),
         ("value", "lock", "multiply",
          "unknown operation 'multiply'; valid: increment, append, transfer"),

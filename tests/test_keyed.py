@@ -15,7 +15,7 @@ from sharebench.memory import MemoryUnavailable, parse_smaps_rollup
 from sharebench.verify import check_counts, check_echoes, check_lookups
 
 FAST = HarnessConfig(round_time=0.02, rounds=3, warmup_rounds=1)
-NETWORKED = ("redis",)
+NETWORKED = ("redis", "ray")
 
 
 def _of(operation: str, *, safe: bool) -> list[Any]:
@@ -176,6 +176,9 @@ def test_unreadable_memory_is_a_reason_not_a_crash(no_leaks, monkeypatch):
                                   if m.family not in NETWORKED], ids=lambda m: m.label)
 def test_every_ping_pong_echoes_and_times_its_round_trips(mech, size, no_leaks):
     rec = run_benchmark(mech, 1, "fork", FAST, payload_bytes=size)
+    if rec.status.is_skipped and mech.name == "posix-mq":  # 8 KiB is the kernel's limit here
+        assert "msgsize_max" in rec.status.reason
+        return
     assert rec.status.is_ok, rec.status
     assert len(rec.round_latency) == 3
     p50, p90, p99, p999, top = rec.round_latency[0]

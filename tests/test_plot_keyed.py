@@ -78,7 +78,7 @@ def test_readme_findings_for_dicts_memory_and_latency(keyed):
     text = findings_markdown(df)
     assert "Fastest correct way to share a dict between processes here: `shm-numpy/lock`" in text
     assert "the Manager dict under its lock" in text
-    assert "lost 0.4 % of its increments at 2 processes" in text
+    assert "lost 0.4 % of its increments at 2 processes over 1,000 keys" in text
     assert "each worker's unique memory grew by 7.5 MiB" in text
     assert "with `gc.freeze()`: 7.4 MiB" in text
     assert "A 64-byte round trip through a `Pipe` takes" in text

@@ -16,7 +16,9 @@ from sharebench.profiles import PROFILES, cases
 FAST = HarnessConfig(round_time=0.02, rounds=3, warmup_rounds=1)
 KIB64 = 64 * 1024
 
-TRANSFERS = [m for m in mechanisms.all_mechanisms("transfer") if m.family != "harness"]
+#: Ray's transfer has its own tests (tests/test_lib_ray.py): its cluster outlives one test.
+TRANSFERS = [m for m in mechanisms.all_mechanisms("transfer") if m.family not in ("harness",
+                                                                                   "ray")]
 
 
 @pytest.mark.parametrize("mech", TRANSFERS, ids=lambda m: m.label)
@@ -155,7 +157,8 @@ def test_profiles_parametrise_transfers_by_size() -> None:
     assert "shm-numpy-atomic-transfer-64MiB-p1-fork" in ids
     assert "memcpy-none-transfer-64MiB-p1-fork" in ids
     assert all("-p1-" in i for i in ids)  # one process hands to another
-    assert len(ids) == (len(TRANSFERS) + 1) * len(PROFILES["quick"].transfer_sizes)
+    everything = mechanisms.all_mechanisms("transfer")
+    assert len(ids) == len(everything) * len(PROFILES["quick"].transfer_sizes)
     assert PROFILES["full"].transfer_sizes == tuple(1024 * 4**i for i in range(9))
     # Other operations are not multiplied by sizes.
     increments = cases(all_mechanisms("increment"), (1,), ("fork",), (1024,))

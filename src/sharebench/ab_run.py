@@ -103,19 +103,17 @@ class Runner:
         return self.sides[side].call(msg, timeout)
 
     def run(self) -> list[Bench]:
-        """Every case of the plan, in order, within the budget."""
+        """Every case of the plan, in order. Each gets its pilot pairs whatever the budget
+        says; what comes after the pilot is limited to ``share`` times the benchmark's fair
+        part of the budget left (so a benchmark judged late still gets its pilot)."""
         t0 = time.monotonic()
         cases = self.plan["cases"]
         out = []
         for i, case in enumerate(cases):
             bench = Bench(case, slowdown_a=self.slowdown("A", case["id"]),
                           slowdown_b=self.slowdown("B", case["id"]))
-            left = self.settings.budget - (time.monotonic() - t0)
-            if left <= 0:
-                bench.note = "out of budget (--budget)"
-            else:
-                allowance = self.settings.share * left / (len(cases) - i)
-                self._measure(bench, allowance)
+            left = max(0.0, self.settings.budget - (time.monotonic() - t0))
+            self._measure(bench, self.settings.share * left / (len(cases) - i))
             out.append(bench)
             self.judged += 1
             if self.progress is not None:

@@ -98,7 +98,7 @@ def throughput_figure(
             facet = rows[rows["processes"] == p].sort_values("throughput_ops_s")
             _bars(ax, facet)
             ax.set_title(f"{p} process{'es' if p != 1 else ''}", loc="left", fontsize=15)
-            for (mech, rate), style in zip(refs_of(refs), REF_STYLES, strict=False):
+            for (mech, rate), style in zip(refs_of(refs, p), REF_STYLES, strict=False):
                 ax.axvline(rate, color="#555555", linestyle=style, linewidth=1.8,
                            gid=f"ref:{mech}")
         axes[0].set_xscale("log")

@@ -39,7 +39,7 @@ from sharebench import profiles
 from sharebench.errors import SharebenchError
 from sharebench.fixture import SharebenchFixture
 from sharebench.harness import HarnessConfig
-from sharebench.lifecycle import Segment, clean_stale
+from sharebench.lifecycle import Segment, clean_stale, clean_stale_dirs
 from sharebench.mechanisms import OPERATIONS, Mechanism, all_mechanisms, module_mechanisms
 from sharebench.profiles import PROFILES, Case, Profile, Slowdown
 from sharebench.schema import BenchmarkRecord, RunInfo
@@ -87,7 +87,7 @@ class BenchState:
 
         self.run = run_info(self.profile)
         self.previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
-        self.cleaned = clean_stale()
+        self.cleaned = clean_stale() + clean_stale_dirs()
 
     def end_run(self) -> None:
         """Give SIGTERM back (the run is over)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from sharebench.fmt import duration_ns, markers, si, size, splice
+from sharebench.fmt import duration_ns, markers, pct, si, size, splice
 from sharebench.status import Status
 from sharebench.views import findings, series_label, slowed_rows, status_counts
 
@@ -141,13 +141,14 @@ def headline(df: pd.DataFrame) -> list[str]:
             "slower): every proxy access is a round trip to the server process."
         )
     racy = [r for r in ok if r["sync"] == "none" and int(r["processes"]) > 1
-            and int(r["lost_updates"]) > 0 and r["family"] != "harness"]
+            and int(r["lost_updates"]) > 0 and r["family"] != "harness"
+            and r["operation"] == "increment"]
     if racy:
         worst = max(racy, key=lambda r: float(r["lost_pct"]))
         safe_lost = sum(int(r["lost_updates"]) for r in ok if r["sync"] != "none")
         out.append(
             f"Unsynchronised read-modify-write loses updates as soon as two processes share "
-            f"the counter: up to {float(worst['lost_pct']):.0f} % lost "
+            f"the counter: up to {pct(float(worst['lost_pct']))} % lost "
             f"(`{worst['mechanism']}/none` at {int(worst['processes'])} processes); "
             f"every lock/atomic variant lost {safe_lost}."
         )
@@ -187,9 +188,12 @@ def keyed_headline(df: pd.DataFrame) -> list[str]:
                    f"increments/s with {p} process{'es' if p != 1 else ''}{vs}.")
     racy = _ok_row(rows, "manager-dict", "none", "dict-increment", 2)
     if racy is not None:
+        keys = int(racy["keys"])
         out.append(f"`d[key] += 1` on a Manager dict (the usual answer) lost "
-                   f"{float(racy['lost_pct']):.1f} % of its increments at 2 processes: a get "
-                   "and a set round trip, with a window between them.")
+                   f"{pct(float(racy['lost_pct']))} % of its increments at 2 processes over "
+                   f"{keys:,} keys: a get and a set round trip with a window between them, "
+                   "lost only when both processes hit the same key in it (the fewer the "
+                   "keys, the more is lost).")
     grow = {m: _ok_row(rows, m, "none", "lookup", 1) for m in ("fork-dict", "fork-dict-frozen")}
     if all(r is not None and r["memory_status"] == "ok" for r in grow.values()):
         plain, frozen = grow["fork-dict"], grow["fork-dict-frozen"]

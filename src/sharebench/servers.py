@@ -317,10 +317,16 @@ class Services:
         return self.redis_server.url if self.redis_server is not None else None
 
     def close(self) -> None:
-        """Stop the servers this run started (never the user's)."""
+        """Stop the servers this run started (never the user's): redis-server, and the Ray
+        cluster of the ray benchmarks (started by their first store, see rayservice)."""
         server, self.redis_server = self.redis_server, None
-        if server is not None:
-            server.stop()
+        try:
+            if server is not None:
+                server.stop()
+        finally:
+            from sharebench import rayservice
+
+            rayservice.stop_shared()
 
     def __enter__(self) -> Services:
         return self

@@ -38,6 +38,13 @@ FAMILY_COLORS: dict[str, str] = {
     "mmap": "#e377c2",
     "redis": "#17becf",
     "manager-tcp": "#bcbd22",
+    "fork": "#1b9e77",
+    "zmq": "#d95f02",
+    "ultradict": "#7570b3",
+    "shared-memory-dict": "#e7298a",
+    "diskcache": "#66a61e",
+    "lmdb": "#e6ab02",
+    "ray": "#a6761d",
     "harness": "#7f7f7f",
 }
 #: For families not listed above: picked by a stable hash of the name, so still the same
@@ -49,6 +56,7 @@ HARNESS_FAMILY = "harness"
 HARNESS_LABELS = {
     "noop": "harness overhead (empty loop)",
     "reference": "plain Python object (reference)",
+    "fetchadd-c": "atomic fetch-add in a C loop (the hardware's limit)",
 }
 #: The limit line of the bandwidth chart: numpy copying within one process.
 MEMCPY_MECHANISM = "memcpy"

@@ -27,6 +27,10 @@ HELP = ("interleave two sides (working tree, git ref, interpreter) in pairs of b
         "judge each benchmark's pairs: paired test, Holm, minimum detectable slowdown; exit 1 "
         "on a regression")
 PASSTHROUGH = True  # everything after -- selects and configures the benchmarks
+#: Seconds of budget per benchmark by default: a quiet benchmark is judged in about 1.5 s
+#: (its workers started, k calibrated, a pilot of 8 pairs); the rest goes to noisy and close
+#: ones. The whole run then takes about 2–2.5 times a `nox -s bench` of the same benchmarks.
+BUDGET_PER_BENCHMARK = 3.5
 
 
 def _duration(text: str) -> float:
@@ -53,9 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--a", dest="a_opt", metavar="SIDE", help="side A (overrides A)")
     parser.add_argument("--b", dest="b_opt", metavar="SIDE", help="side B (overrides B)")
     parser.add_argument("--budget", type=_duration, default=None, metavar="TIME",
-                        help="time for the whole run, e.g. 300 or 5m (default: 6 s per "
-                             "benchmark, at least 60 s); clear cases stop early, close ones "
-                             "get more pairs")
+                        help="time for the whole run, e.g. 300 or 5m (default: 3.5 s per "
+                             "benchmark, at least 60 s); every benchmark gets its pilot pairs, "
+                             "clear cases stop there, noisy and close ones share the rest")
     parser.add_argument("--threshold", default="5%",
                         help="a significant slowdown beyond this is a regression (5%%)")
     parser.add_argument("--alpha", default="0.01",
@@ -128,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     rule = AbRule.parse(args.threshold, args.alpha, args.judge)
     plan = _plan(repo, list(args.passthrough))
     cases = plan["cases"]
-    budget = args.budget or max(60.0, 6.0 * len(cases))
+    budget = args.budget or max(60.0, BUDGET_PER_BENCHMARK * len(cases))
     seed = args.seed if args.seed is not None else int(time.time_ns() % 2**31)
     settings = AbSettings(block_rounds=args.block_rounds, min_pairs=args.min_pairs,
                           max_pairs=args.max_pairs, budget=budget, seed=seed)

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sharebench.lifecycle import clean_stale, suite_segments
+    from sharebench.lifecycle import clean_stale, clean_stale_dirs, suite_segments
     from sharebench.sides import clean_cache, default_cache
 
     if args.cache:
@@ -33,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"removed {path}")
 
     removed = clean_stale(dry_run=args.dry_run)
+    for seg in clean_stale_dirs(dry_run=args.dry_run):
+        verb_dir = "would remove" if args.dry_run else "removed"
+        print(f"{verb_dir} {seg.name}/ (a library's files; run pid {seg.pid} is gone)")
     verb = "would remove" if args.dry_run else "removed"
     for seg in removed:
         print(f"{verb} /dev/shm/{seg.name} ({seg.size} bytes, run pid {seg.pid} is gone)")

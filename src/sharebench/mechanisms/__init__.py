@@ -31,6 +31,16 @@ FAMILY_MODULES: tuple[str, ...] = (
     "sharebench.mechanisms.forkdict",
     "sharebench.mechanisms.pingpong",
     "sharebench.mechanisms.redis_keyed",
+    "sharebench.mechanisms.fastfifo",
+    "sharebench.mechanisms.zmq",
+    "sharebench.mechanisms.posixmq",
+    "sharebench.mechanisms.ultradict",
+    "sharebench.mechanisms.smdict",
+    "sharebench.mechanisms.diskcache",
+    "sharebench.mechanisms.lmdbstore",
+    "sharebench.mechanisms.rayactor",
+    "sharebench.mechanisms.posixsem",
+    "sharebench.mechanisms.fastatomic",
 )
 
 __all__ = ["OPERATIONS", "SYNCS", "Mechanism", "UnknownMechanism", "all_mechanisms", "get",

@@ -35,7 +35,7 @@ from sharebench.verify import RoundCheck
 
 OPERATIONS: tuple[str, ...] = ("increment", "append", "transfer", "dict-increment", "lookup",
                                "ping-pong")
-SYNCS: tuple[str, ...] = ("none", "lock", "lock-fast", "striped", "atomic")
+SYNCS: tuple[str, ...] = ("none", "lock", "lock-fast", "striped", "atomic", "posix-sem")
 
 #: ``loop(local, k, base)``; may return a value the parent verifies (e.g. a local count).
 Loop = Callable[[Any, int, int], object]

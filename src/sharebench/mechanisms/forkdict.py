@@ -21,11 +21,16 @@ benchmark; those rows are ``skipped``.
 from __future__ import annotations
 
 import gc
-from itertools import cycle, islice
 from typing import Any, ClassVar
 
 from sharebench.mechanisms.base import Mechanism, StoreSpec, Unavailable
-from sharebench.mechanisms.keyed import LookupStore, lookup_keys, lookup_order, value_of
+from sharebench.mechanisms.keyed import (
+    LookupStore,
+    lookup_keys,
+    lookup_order,
+    mapping_lookup,
+    value_of,
+)
 
 
 class ForkDictStore(LookupStore):
@@ -67,20 +72,11 @@ class FrozenForkDictStore(ForkDictStore):
     freeze: ClassVar[bool] = True
 
 
-def fork_dict_lookup(local: Any, k: int, base: int) -> int:
-    """``table[key]``, checked against the key; returns the wrong ones."""
-    table, order = local
-    from_bytes = int.from_bytes
-    wrong = 0
-    for key in islice(cycle(order), k):
-        if from_bytes(table[key], "little") != key:
-            wrong += 1
-    return wrong
 
 
 MECHANISMS = (
-    Mechanism("fork-dict", "none", "lookup", "fork", ForkDictStore, fork_dict_lookup,
+    Mechanism("fork-dict", "none", "lookup", "fork", ForkDictStore, mapping_lookup,
               "a plain dict built by the parent, inherited through fork, read directly"),
     Mechanism("fork-dict-frozen", "none", "lookup", "fork", FrozenForkDictStore,
-              fork_dict_lookup, "the same dict after gc.freeze() before the fork"),
+              mapping_lookup, "the same dict after gc.freeze() before the fork"),
 )

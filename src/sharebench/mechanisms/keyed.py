@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
+from itertools import cycle, islice
 from typing import Any, ClassVar
 
 from sharebench.mechanisms.base import Store
@@ -116,3 +117,34 @@ class LookupStore(Store):
     def collect(self, ops_per_worker: int, reports: Sequence[Any]) -> RoundCheck:
         """Every worker read ``ops_per_worker`` values; count the wrong ones."""
         return check_lookups(ops_per_worker * self.spec.workers, [int(r) for r in reports])
+
+
+# --------------------------------------------------------------------------------------
+# The loops of anything that looks like a dict (the mapping is the mechanism; the loop is the
+# same ``d[key] += 1`` or ``d[key]`` whichever library stands behind the subscription).
+
+
+def mapping_increment(local: Any, k: int, base: int) -> None:
+    """``d[key] += 1`` along the worker's key sequence, no lock: a read and a write."""
+    d, _lock, seq = local
+    for key in islice(cycle(seq), k):
+        d[key] += 1
+
+
+def mapping_increment_locked(local: Any, k: int, base: int) -> None:
+    """The same under the store's lock (whatever lock the mechanism provides)."""
+    d, lock, seq = local
+    for key in islice(cycle(seq), k):
+        with lock:
+            d[key] += 1
+
+
+def mapping_lookup(local: Any, k: int, base: int) -> int:
+    """``d[key]`` along the worker's order, checked against the key; returns the wrong ones."""
+    d, order = local[0], local[1]
+    from_bytes = int.from_bytes
+    wrong = 0
+    for key in islice(cycle(order), k):
+        if from_bytes(d[key], "little") != key:
+            wrong += 1
+    return wrong

@@ -25,6 +25,9 @@ from sharebench.mechanisms.keyed import (
     key_sequence,
     lookup_keys,
     lookup_order,
+    mapping_increment,
+    mapping_increment_locked,
+    mapping_lookup,
     value_of,
 )
 from sharebench.mechanisms.manager import _ManagerMixin
@@ -60,19 +63,8 @@ class ManagerDictStore(_ManagerMixin, KeyedStore):
         self._shutdown()
 
 
-def manager_dict_none(local: Any, k: int, base: int) -> None:
-    """``d[key] += 1``: a get and a set round trip, racy."""
-    d, _lock, seq = local
-    for key in islice(cycle(seq), k):
-        d[key] += 1
 
 
-def manager_dict_lock(local: Any, k: int, base: int) -> None:
-    """The same under ``manager.Lock()``."""
-    d, lock, seq = local
-    for key in islice(cycle(seq), k):
-        with lock:
-            d[key] += 1
 
 
 class ManagerNamespaceStore(_ManagerMixin, KeyedStore):
@@ -144,15 +136,6 @@ class ManagerLookupStore(_ManagerMixin, LookupStore):
         self._shutdown()
 
 
-def manager_dict_lookup(local: Any, k: int, base: int) -> int:
-    """``d[key]`` (one round trip), checked against the key; returns the wrong ones."""
-    d, order = local
-    from_bytes = int.from_bytes
-    wrong = 0
-    for key in islice(cycle(order), k):
-        if from_bytes(d[key], "little") != key:
-            wrong += 1
-    return wrong
 
 
 class _Echo:
@@ -206,9 +189,9 @@ def manager_ping(local: Any, k: int, base: int) -> Any:
 
 MECHANISMS = (
     Mechanism("manager-dict", "none", "dict-increment", "manager", ManagerDictStore,
-              manager_dict_none, "Manager dict proxy: d[key] += 1 (racy)"),
+              mapping_increment, "Manager dict proxy: d[key] += 1 (racy)"),
     Mechanism("manager-dict", "lock", "dict-increment", "manager", ManagerDictStore,
-              manager_dict_lock, "Manager dict proxy: d[key] += 1 under manager.Lock()"),
+              mapping_increment_locked, "Manager dict proxy: d[key] += 1 under manager.Lock()"),
     Mechanism("manager-namespace", "none", "dict-increment", "manager",
               ManagerNamespaceStore, manager_namespace_none,
               "Manager Namespace: setattr(ns, k, getattr(ns, k) + 1) (racy)"),
@@ -216,7 +199,7 @@ MECHANISMS = (
               ManagerNamespaceStore, manager_namespace_lock,
               "Manager Namespace attribute increment under manager.Lock()"),
     Mechanism("manager-dict", "atomic", "lookup", "manager", ManagerLookupStore,
-              manager_dict_lookup, "Manager dict proxy of N entries: d[key], checked"),
+              mapping_lookup, "Manager dict proxy of N entries: d[key], checked"),
     Mechanism("manager", "atomic", "ping-pong", "manager", ManagerPing, manager_ping,
               "round trip as a proxy call echo(message) to the Manager server",
               max_processes=1),

@@ -13,12 +13,17 @@ a property of the interpreter, not a guarantee (free-threaded builds lose update
 from __future__ import annotations
 
 import threading
-from itertools import cycle, islice, repeat
+from itertools import repeat
 from typing import Any, ClassVar
 
 from sharebench.mechanisms.base import Mechanism
 from sharebench.mechanisms.counters import Counter, CounterStore, ItemStore
-from sharebench.mechanisms.keyed import KeyedStore, key_sequence
+from sharebench.mechanisms.keyed import (
+    KeyedStore,
+    key_sequence,
+    mapping_increment,
+    mapping_increment_locked,
+)
 
 
 class ThreadCounterStore(CounterStore):
@@ -117,19 +122,8 @@ class ThreadDictStore(KeyedStore):
         return [self.dict[k] for k in range(self.spec.keys)]
 
 
-def thread_dict_none(local: Any, k: int, base: int) -> None:
-    """``d[key] += 1`` on a plain dict, no lock."""
-    d, _lock, seq = local
-    for key in islice(cycle(seq), k):
-        d[key] += 1
 
 
-def thread_dict_lock(local: Any, k: int, base: int) -> None:
-    """The same under a ``threading.Lock``."""
-    d, lock, seq = local
-    for key in islice(cycle(seq), k):
-        with lock:
-            d[key] += 1
 
 
 MECHANISMS = (
@@ -142,10 +136,11 @@ MECHANISMS = (
     Mechanism("thread", "atomic", "append", "thread", ThreadListStore, thread_append,
               "N threads, one process: list.append (atomic under the GIL)",
               workers_kind="thread"),
-    Mechanism("thread", "none", "dict-increment", "thread", ThreadDictStore, thread_dict_none,
+    Mechanism("thread", "none", "dict-increment", "thread", ThreadDictStore, mapping_increment,
               "N threads, one process: d[key] += 1 on a plain dict, no lock",
               workers_kind="thread"),
-    Mechanism("thread", "lock", "dict-increment", "thread", ThreadDictStore, thread_dict_lock,
+    Mechanism("thread", "lock", "dict-increment", "thread", ThreadDictStore,
+              mapping_increment_locked,
               "N threads, one process: d[key] += 1 under a threading.Lock",
               workers_kind="thread"),
 )
