@@ -21,8 +21,8 @@ on a 2x slowdown only.
 
 Noise floor. Rounds of one run are not independent draws of "the machine": on a shared machine
 the speed drifts between runs more than between the rounds of one run (the suite spreads each
-benchmark over three passes to let its rounds see that drift, but a run still has its own
-luck). Each comparison therefore measures the run-to-run noise it is looking at:
+benchmark over passes, 2 quick and 3 full, to let its rounds see that drift, but a run still
+has its own luck). Each comparison therefore measures the run-to-run noise it is looking at:
 ``sigma_run`` is the robust spread (1.4826 x median absolute deviation) of the log ratios of
 *all* compared benchmarks — most benchmarks do not change between two runs, so their spread is
 the noise. A regression must also be slower than ``exp(k * sigma_run)``, ``k = noise`` (3.5 by

@@ -52,10 +52,11 @@ _TRANSFER_SIZES_QUICK = tuple(1024 * 4**i for i in (0, 3, 6, 8))
 
 PROFILES: dict[str, Profile] = {
     # What `nox -s bench` runs: every mechanism at 1, 2 and 4 processes (4 > cores on
-    # purpose: contention), fork only, transfers at 4 sizes, 12 rounds in 3 passes of 4;
-    # under 3 minutes on 2 cores.
-    "quick": Profile((1, 2, 4), ("fork",), rounds=12, warmup_rounds=2, round_time=0.05,
-                     transfer_sizes=_TRANSFER_SIZES_QUICK),
+    # purpose: contention), fork only, transfers at 4 sizes, 12 rounds of 30 ms in 2 passes
+    # of 6. One warm-up round: calibration's last 3 rounds already ran at about the final k.
+    # ~290 benchmarks in under 5 minutes on 2 cores (3 passes of 50 ms rounds took 7.5).
+    "quick": Profile((1, 2, 4), ("fork",), rounds=12, warmup_rounds=1, round_time=0.03,
+                     transfer_sizes=_TRANSFER_SIZES_QUICK, passes=2),
     # Every start method and 8 processes; more rounds for tighter medians.
     "full": Profile(
         (1, 2, 4, 8), ("fork", "spawn", "forkserver"), rounds=20, warmup_rounds=3,

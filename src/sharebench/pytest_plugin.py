@@ -11,10 +11,11 @@ sessions that use none of it.
 Passes. On a shared machine the speed drifts over minutes (other tenants, frequency), so
 the rounds of one benchmark taken in a few consecutive seconds all share the same luck, and two
 runs disagree far more than their rounds suggest. Like pyperf, which spreads a benchmark over
-many worker processes, we spread it over time: the run makes ``passes`` (3) passes through the
-whole suite, each benchmark getting its share of the rounds in every pass, with fresh workers
-and the k its first pass calibrated. Its median then averages over the run's whole duration,
-and its rounds show the drift, so a comparison of two runs sees noise as noise.
+many worker processes, we spread it over time: the run makes ``passes`` (2 quick, 3 full)
+passes through the whole suite, each benchmark getting its share of the rounds in every pass,
+with fresh workers and the k its first pass calibrated. Its median then averages over the
+run's whole duration, and its rounds show the drift, so a comparison of two runs sees noise as
+noise.
 
 pytest-benchmark times the target with its own clock around the call; our round time is what
 the *workers* measured (max end − min start), so the fixture's timer is swapped for a
