@@ -257,9 +257,13 @@ def test_every_column_of_the_ab_csv_is_written(tmp_path):
     path.write_text(ab_csv_text(result))
     rows = _csv(path)
     assert list(rows[0]) == list(AB_COLUMNS)
-    assert rows[0]["schema_version"] == "1"
+    assert rows[0]["schema_version"] == "2"
     assert rows[0]["regression"] == "false"
     report = markdown_report(result)
     assert "**0 regressions**" in report
     assert "| `value-lock-increment-p1-fork`" in report
     assert not math.isnan(float(rows[0]["min_detectable"]))
+    # 14 pairs: what 80 pairs of the same spread could detect is a smaller slowdown
+    assert float(rows[0]["mds_max_pairs"]) < float(rows[0]["min_detectable"])
+    assert "at 80 pairs" in report
+    assert "can be judged at 10%" in report

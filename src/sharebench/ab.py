@@ -62,7 +62,8 @@ from sharebench.status import Status
 if TYPE_CHECKING:
     import pandas as pd
 
-AB_SCHEMA_VERSION = 1
+#: 2: ``mds_max_pairs`` added.
+AB_SCHEMA_VERSION = 2
 #: z of a two-sided 99 % interval.
 Z_CI99 = 2.5758
 
@@ -99,6 +100,7 @@ AB_COLUMNS: tuple[str, ...] = (
     "p_holm",
     "pair_sigma",
     "min_detectable",
+    "mds_max_pairs",
     "slowdown_a",
     "slowdown_b",
     "verdict",
@@ -267,6 +269,16 @@ def judge(log_ratios: Sequence[float], rule: AbRule, tests: int) -> Judgement:
                      1.0 if math.isnan(p) and d.size else p, sigma, mds)
 
 
+def reachable_mds(j: Judgement, rule: AbRule, settings: AbSettings, tests: int) -> float:
+    """The minimum detectable slowdown at ``max_pairs`` pairs, from the spread of the pairs
+    a benchmark got: what the run can catch in it. A benchmark that looks unchanged stops
+    after its pilot, too few pairs for significance after Holm (its own ``min_detectable``
+    is then infinite); one that looks slower keeps getting pairs up to ``max_pairs`` (budget
+    permitting), and this is the slowdown it would then flag with 80 % power."""
+    pairs = max(j.pairs, settings.max_pairs)
+    return min_detectable(j.sigma, pairs, rule.alpha / max(tests, 1), rule.threshold)
+
+
 def clearly_no_regression(j: Judgement, rule: AbRule) -> bool:
     """The interval already excludes a slowdown beyond the threshold; or it excludes one of
     the resolution asked (``judge``) while the estimate is well inside the threshold — more
@@ -381,7 +393,8 @@ def analyse(benches: Sequence[Bench], rule: AbRule, settings: AbSettings,
             continue
         j = judge(bench.log_ratios(), rule, tests)
         row.update(ratio=j.ratio, ci_low=j.ci_low, ci_high=j.ci_high, p_value=j.p_value,
-                   pair_sigma=j.sigma, min_detectable=j.min_detectable)
+                   pair_sigma=j.sigma, min_detectable=j.min_detectable,
+                   mds_max_pairs=reachable_mds(j, rule, settings, tests))
         judged.append((len(rows) - 1, j))
     adjusted = holm([j.p_value for _, j in judged])
     for (i, j), p_adj in zip(judged, adjusted, strict=True):

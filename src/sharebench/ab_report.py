@@ -36,12 +36,28 @@ def ab_csv_text(result: AbResult) -> str:
     return to_csv_text(rows, AB_COLUMNS)
 
 
-def median_mds(result: AbResult) -> float:
-    """The median minimum detectable slowdown over the judged benchmarks (inf counts)."""
+def median_mds(result: AbResult, column: str = "min_detectable") -> float:
+    """The median minimum detectable slowdown over the judged benchmarks (inf counts): at the
+    pairs each got, or at ``max_pairs`` (``column="mds_max_pairs"``)."""
     import numpy as np
 
-    values = result.judged["min_detectable"].to_numpy(dtype="float64")
+    values = result.judged[column].to_numpy(dtype="float64")
     return float(np.median(values)) if values.size else math.nan
+
+
+def mds_line(result: AbResult) -> str:
+    """The report's line on what this run could detect."""
+    judged = result.judged
+    reachable = judged["mds_max_pairs"].to_numpy(dtype="float64")
+    fine = int((reachable <= result.rule.judge).sum())
+    return (
+        f"- Minimum detectable slowdown (80 % power), median over the judged benchmarks: "
+        f"{describe_mds(median_mds(result))} at the pairs each got (a benchmark that looks "
+        f"unchanged stops after its pilot, too few pairs to be significant: ∞); "
+        f"{describe_mds(median_mds(result, 'mds_max_pairs'))} at {result.settings.max_pairs} "
+        f"pairs, which one that looks slower gets, budget permitting; {fine} of "
+        f"{len(judged)} can be judged at {fraction_pct(result.rule.judge)}"
+    )
 
 
 def markdown_report(result: AbResult) -> str:
@@ -66,8 +82,7 @@ def markdown_report(result: AbResult) -> str:
         f"{fraction_pct(r.rule.judge)} slowdown, else `too noisy`; a regression must show "
         f"again with fresh processes on both sides ({r.settings.confirm} confirmation "
         f"sessions)",
-        f"- Minimum detectable slowdown (80 % power), median over the judged benchmarks: "
-        f"{describe_mds(median_mds(r))}",
+        mds_line(r),
         "",
     ]
     ordered = judged.assign(_o=[_ORDER.get(v, 9) for v in judged["verdict"]]).sort_values(
