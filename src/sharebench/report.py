@@ -219,6 +219,107 @@ def keyed_headline(df: pd.DataFrame) -> list[str]:
     return out
 
 
+def _rate(row: Row) -> float:
+    return float(row["throughput_ops_s"])
+
+
+def _times(a: float, b: float) -> str:
+    """The ratio a/b for people: ``3.2×``, ``0.41×``, ``366×``."""
+    return f"{a / b:.2g}×" if a / b < 10 else f"{a / b:.0f}×"
+
+
+def _versus(rows: list[Row], mine: tuple[str, str], theirs: tuple[str, str], op: str,
+            unit: str, processes: tuple[int, ...] = (1, 4)) -> list[str]:
+    """``12.3k vs 4.5k ops/s at 1 process (2.7×)`` for each process count with both ok."""
+    out = []
+    for p in processes:
+        a, b = _ok_row(rows, *mine, op, p), _ok_row(rows, *theirs, op, p)
+        if a is not None and b is not None:
+            out.append(f"{si(_rate(a))} vs {si(_rate(b))} {unit} at {p} "
+                       f"process{'es' if p > 1 else ''} ({_times(_rate(a), _rate(b))})")
+    return out
+
+
+def library_headline(df: pd.DataFrame) -> list[str]:
+    """The libraries users pick instead of the standard mechanisms, each against the one it
+    replaces, from this run (a sentence only where both rows are ok)."""
+    rows = _rows(df)
+    out: list[str] = []
+    fifo = _versus(rows, ("faster-fifo", "atomic"), ("queue", "atomic"), "append", "appends/s")
+    if fifo:
+        out.append("faster-fifo against `multiprocessing.Queue` (one item per put; the "
+                   "receiver drains with `get_many`): " + "; ".join(fifo) + ".")
+    ultra = (_versus(rows, ("ultradict", "lock"), ("manager-dict", "lock"), "dict-increment",
+                     "increments/s")
+             + _versus(rows, ("ultradict", "none"), ("manager-dict", "atomic"), "lookup",
+                       "lookups/s"))
+    if ultra:
+        out.append("UltraDict against a Manager dict: " + "; ".join(ultra) + ".")
+    disk = [f"{label}: {part}" for mech, label in (("diskcache", "diskcache"), ("lmdb", "LMDB"))
+            for part in _versus(rows, (mech, "none"), ("redis", "atomic"), "lookup",
+                                "lookups/s")]
+    if disk:
+        out.append("Reading a table on disk (from the page cache) against Redis `GET` over "
+                   "loopback: " + "; ".join(disk) + ".")
+    sem, lock = (_ok_row(rows, "shm", "posix-sem", "increment", 1),
+                 _ok_row(rows, "shm", "lock", "increment", 1))
+    if sem is not None and lock is not None:
+        two = _versus(rows, ("shm", "posix-sem"), ("shm", "lock"), "increment", "ops/s", (2,))
+        out.append(
+            f"A POSIX named semaphore (posix_ipc) as the lock of a shared-memory counter: "
+            f"{duration_ns(float(sem['ns_per_op']))} per locked increment against "
+            f"{duration_ns(float(lock['ns_per_op']))} with `multiprocessing.Lock`"
+            + (f"; {two[0]}" if two else "") + ".")
+    zmq, pipe = _ok_ping(rows, "zmq"), _ok_ping(rows, "pipe")
+    if zmq is not None and pipe is not None:
+        out.append(
+            f"A 64-byte round trip through pyzmq PAIR sockets over `ipc://` takes "
+            f"{duration_ns(float(zmq['latency_p50_s']) * 1e9)} (p50), through a `Pipe` "
+            f"{duration_ns(float(pipe['latency_p50_s']) * 1e9)}.")
+    ray, manager = (_ok_row(rows, "ray-actor", "atomic", "increment", 1),
+                    _ok_row(rows, "manager-value", "lock", "increment", 1))
+    if ray is not None and manager is not None:
+        batch = _ok_row(rows, "ray-actor-batch-100", "atomic", "increment", 1)
+        out.append(
+            f"A Ray actor as a shared counter costs {duration_ns(float(ray['ns_per_op']))} per "
+            f"increment (one remote call, waited for), a Manager proxy under its lock "
+            f"{duration_ns(float(manager['ns_per_op']))}"
+            + (f"; with 100 calls per wait the actor costs "
+               f"{duration_ns(float(batch['ns_per_op']))}" if batch is not None else "")
+            + ".")
+    out += counter_headline(rows)
+    return out
+
+
+def _ok_ping(rows: list[Row], mech: str, size_bytes: int = 64) -> Row | None:
+    found = [r for r in rows if (r["mechanism"], r["operation"], int(r["payload_bytes"]))
+             == (mech, "ping-pong", size_bytes) and r["status"] == "ok"]
+    return found[0] if found else None
+
+
+def counter_headline(rows: list[Row]) -> list[str]:
+    """The lock-free counters against ``value/lock-fast`` and the C loop's limit."""
+    fast = _ok_row(rows, "value", "lock-fast", "increment", 1)
+    mine = _ok_row(rows, "shm-fetchadd", "atomic", "increment", 1)
+    if fast is None or mine is None:
+        return []
+    ns_mine, ns_fast = float(mine["ns_per_op"]), float(fast["ns_per_op"])
+    text = (f"Lock-free counter: our C fetch-add (`shm-fetchadd`) costs {duration_ns(ns_mine)} "
+            f"per increment at 1 process, {ns_mine / ns_fast:.0%} of a locked `Value` "
+            f"(`value/lock-fast`, {duration_ns(ns_fast)})")
+    for label, mech in (("atomicshm", "shm-atomicshm"), ("`atomics`", "shm")):
+        other = _ok_row(rows, mech, "atomic", "increment", 1)
+        if other is not None:
+            text += f"; {label} {duration_ns(float(other['ns_per_op']))}"
+    two = _ok_row(rows, "shm-fetchadd", "atomic", "increment", 2)
+    limit = _ok_row(rows, "fetchadd-c", "none", "increment", 2)
+    if two is not None and limit is not None:
+        text += (f". At 2 processes on one contended cache line: {si(_rate(two))} ops/s, "
+                 f"against {si(_rate(limit))} for the same fetch-add in a C loop (the "
+                 "hardware's limit)")
+    return [text + "."]
+
+
 def latency_table(df: pd.DataFrame) -> str:
     """Round trips: p50 (p99) per mechanism (rows) and message size (columns)."""
     rows = [r for r in _rows(df) if r["operation"] == "ping-pong" and r["status"] == "ok"]
@@ -273,6 +374,7 @@ def findings_markdown(df: pd.DataFrame) -> str:
                                              strict=True)))
     parts += [f"- {line}" for line in transfer_headline(df)]
     parts += [f"- {line}" for line in keyed_headline(df)]
+    parts += [f"- {line}" for line in library_headline(df)]
     parts += ["", findings_table(df)]
     transfers = transfer_table(df)
     if transfers:
