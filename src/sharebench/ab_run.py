@@ -205,9 +205,10 @@ class Runner:
         After a pilot of ``pilot`` pairs a benchmark that is clearly not a regression stops
         (:func:`decided`). A noisy one (robust spread of its pairs above ``noisy``) starts
         again with blocks of several rounds, whose medians shrug off the rounds a stall hit;
-        only pairs of its final block size are judged. Otherwise pairs are added until the
-        test can reach its level (``min_pairs``) and the interval no longer straddles the
-        threshold, or it cannot ever judge the benchmark (:func:`futile`), or ``max_pairs``,
+        only pairs of its final block size are judged. One whose pilot already shows that
+        even ``max_pairs`` could not judge it (:func:`futile`: too noisy, no sign of a
+        slowdown) stops there. Otherwise pairs are added until the test can reach its level
+        (``min_pairs``) and the interval no longer straddles the threshold, or ``max_pairs``,
         or the benchmark's share of the budget is used.
         """
         settings = self.settings
@@ -227,8 +228,9 @@ class Runner:
                     and j.sigma > settings.noisy):
                 block, stage = settings.noisy_blocks, []  # start again with longer blocks
                 continue
-            if len(stage) >= self.min_pairs and (decided(j, self.rule, self.tests)
-                                                 or futile(j, self.rule, settings)):
+            if futile(j, self.rule, settings):  # judged by its pilot's spread already
+                break
+            if len(stage) >= self.min_pairs and decided(j, self.rule, self.tests):
                 break
             if time.monotonic() > deadline:
                 break

@@ -21,7 +21,8 @@ def run(args: argparse.Namespace) -> int:
     mechs = all_mechanisms(args.operation)
     width = max(len(m.key) for m in mechs)
     for m in mechs:
-        limit = f" (at most {m.max_processes} process)" if m.max_processes else ""
+        limit = (f" (at most {m.max_processes} process{'es' if m.max_processes > 1 else ''})"
+                 if m.max_processes else "")
         print(f"{m.key:<{width}}  {m.family:<12}  {m.doc}{limit}")
     print(f"\nstart methods here: {', '.join(available_start_methods())}")
     return 0
