@@ -26,6 +26,7 @@ from sharebench.ab import (
     decided,
     futile,
     judge,
+    sessions_needed,
 )
 from sharebench.schema import BENCHMARK_KEY, BenchmarkRecord, RunInfo
 from sharebench.sides import SideClient, SideDied
@@ -128,7 +129,8 @@ class Runner:
             if not self._open(bench, calibrate=True):
                 return
             self._pairs(bench, 0, deadline=t0 + allowance)
-            for session in range(1, 1 + self.settings.confirm):
+            session = 1
+            while session < sessions_needed(bench, self.settings):
                 if not candidate(bench, self.rule, self.tests):
                     break
                 # Fresh processes on both sides — new side servers, so new workers, memory
@@ -140,6 +142,7 @@ class Runner:
                 if not self._open(bench, calibrate=False):
                     return
                 self._confirm(bench, session)
+                session += 1
         finally:
             for side in ("A", "B"):
                 self._close(side)
