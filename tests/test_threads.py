@@ -117,19 +117,58 @@ def test_benchmark_run_uses_the_thread_pool() -> None:
         assert isinstance(run.pool, ThreadPool)
 
 
-def test_a_slowdown_stretches_the_timed_window_by_its_factor() -> None:
-    """Round 1 waits after the loop (no estimate yet); later rounds wait before it, for the
-    factor times the loop time per op of the round before, times this round's k."""
-    from sharebench.pools import Slower, _timed
+def test_the_slowdown_learns_the_round_time_without_its_own_wait() -> None:
+    from sharebench.pools import Slower
 
-    def loop(local: Any, k: int, base: int) -> int:
-        time.sleep(0.001 * k)
-        return k
+    slower = Slower(1.5)
+    assert slower.wait_per_op() == 0.0  # no round seen yet: no wait
+    slower.learn(0.020, 1000)  # 20 us per op
+    assert slower.wait_per_op() == pytest.approx(10e-6)
+    slower.learn(0.030 * 2, 2000)  # twice the k, slowed by 1.5: still 20 us per op unslowed
+    assert slower.per_op == pytest.approx(20e-6)
+    assert Slower(1.0).wait_per_op() == 0.0
 
-    slower = Slower(3.0)
-    t0, t1, report = _timed(loop, None, 10, 0, slower)
-    assert report == 10
-    assert t1 - t0 >= 3 * 0.010
-    assert slower.per_op >= 0.001
-    t0, t1, _ = _timed(loop, None, 20, 0, slower)  # twice the work: twice the wait
-    assert t1 - t0 >= 0.020 + 2 * 0.020
+
+def test_a_slowdown_stretches_a_round_the_parent_bounds() -> None:
+    """The parent is the bottleneck (it takes 20 ms over what the worker hands it in an
+    instant): waiting the worker's own loop time would add nothing; the round's time is what
+    must grow by the factor."""
+    handed = threading.Event()
+
+    def hand_over(local: Any, k: int, base: int) -> None:
+        local.set()
+
+    def parent(k: int) -> float:
+        handed.wait(5)
+        handed.clear()
+        time.sleep(0.020)
+        return time.perf_counter()
+
+    mech = LOCKED.replace(loop=hand_over, store=_EventStore)
+    times = {}
+    for factor in (1.0, 2.0):
+        ctx = multiprocessing.get_context("fork")
+        pool = ThreadPool(ctx, mech, (handed,), 1, round_timeout=5.0, slowdown=factor)
+        pool.start()
+        try:
+            rounds = [pool.run_round(10, parent).seconds for _ in range(4)]
+        finally:
+            pool.close()
+        times[factor] = sorted(rounds[1:])[1]  # round 1 is never slowed: nothing learned yet
+    assert 1.7 < times[2.0] / times[1.0] < 2.5
+
+
+class _EventStore:
+    """The worker's local object is the event in the handles."""
+
+    @staticmethod
+    def attach(handles: tuple[Any, ...]) -> Any:
+        return handles[0]
+
+    @staticmethod
+    def for_worker(local: Any, worker: int) -> Any:
+        return local
+
+    @staticmethod
+    def detach(local: Any) -> None:
+        pass

@@ -17,17 +17,22 @@ Per benchmark, from its pairs (:func:`judge`):
   and it shows again, beyond the threshold, in each of two *confirmation sessions* with fresh
   processes on both sides. A process carries its own luck for its whole life — where its
   memory landed, its hash seed, where the scheduler put its workers — worth several percent
-  on this machine, the same in every pair; only new processes draw new luck;
+  on this machine, the same in every pair; only new processes draw new luck. When the
+  sessions disagree beyond their own noise (:func:`sessions_disagree`), two more;
 * ``same`` (no regression of that size) only when its interval rules out a slowdown of the
   resolution asked (``--judge``, 10 %), else ``too noisy`` — never a silent "same" — and the
   **minimum detectable slowdown**
   at the pairs it got (about 80 % power), so a user sees which benchmarks this machine can
   judge at 10 %.
 
-Adaptive effort (:class:`Runner`): every benchmark gets the pairs needed for the test to reach
-its level at all (:func:`sharebench.stats.min_pairs`); then pairs are added while its interval
-still straddles the threshold, until it is decided, reaches ``max_pairs``, or uses up its share
-of the time budget. Clear cases stop early; close ones get the pairs.
+Adaptive effort (:class:`sharebench.ab_run.Runner`): every benchmark gets a pilot of a few
+pairs; a clearly unchanged one stops there, so does one too noisy to ever be judged
+(:func:`futile`); the others get pairs while the interval still straddles the threshold, until
+decided, ``max_pairs``, or their share of the time budget. Clear cases stop early; close ones
+get the pairs.
+
+The module is long because the rule, the per-benchmark state and the verdicts are one piece:
+each verdict reads all three, and splitting them would only scatter the definitions.
 
 This module holds what is judged and how (the rule, the per-benchmark state, the statistics,
 the verdicts); :mod:`sharebench.ab_run` schedules the pairs, :mod:`sharebench.sides` starts the
@@ -36,6 +41,7 @@ sides, :mod:`sharebench.ab_report` renders the result.
 ab CSV format history (bump :data:`AB_SCHEMA_VERSION` on any change a reader could notice):
 
 * 1 — first version: see :data:`AB_COLUMNS`.
+* 2 — ``mds_max_pairs``: the minimum detectable slowdown at ``max_pairs`` pairs.
 """
 
 from __future__ import annotations
@@ -62,7 +68,6 @@ from sharebench.status import Status
 if TYPE_CHECKING:
     import pandas as pd
 
-#: 2: ``mds_max_pairs`` added.
 AB_SCHEMA_VERSION = 2
 #: z of a two-sided 99 % interval.
 Z_CI99 = 2.5758

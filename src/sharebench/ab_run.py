@@ -212,7 +212,8 @@ class Runner:
         even ``max_pairs`` could not judge it (:func:`futile`: too noisy, no sign of a
         slowdown) stops there. Otherwise pairs are added until the test can reach its level
         (``min_pairs``) and the interval no longer straddles the threshold, or ``max_pairs``,
-        or the benchmark's share of the budget is used.
+        or the benchmark's share of the budget is used (one whose interval lies wholly beyond
+        the threshold still gets ``min_pairs``).
         """
         settings = self.settings
         block = settings.block_rounds
@@ -235,7 +236,11 @@ class Runner:
                 break
             if len(stage) >= self.min_pairs and decided(j, self.rule, self.tests):
                 break
-            if time.monotonic() > deadline:
+            # Out of its share of the budget: stop, unless its interval already lies wholly
+            # beyond the threshold — a regression in the making gets the pairs it needs to
+            # be significant at all, or the budget would hide it as "too noisy".
+            if time.monotonic() > deadline and not (
+                    len(stage) < self.min_pairs and 1.0 / j.ci_high - 1.0 > self.rule.threshold):
                 break
         bench.block = block
 

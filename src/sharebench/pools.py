@@ -22,9 +22,14 @@ bodies, read side by side, since a change to one must be made to the other.
 
 A pool may be made slower on purpose (``slowdown``, for validating regression detection):
 each worker then busy-waits, inside its timed window and before its loop, ``(slowdown - 1)``
-times its own loop time of the round before (:class:`Slower`), so the added time carries the
-machine's real noise and the workers' loops still overlap as they would. The parent's part of
-a round (receiving what the workers send, echoing their messages) starts later with them.
+times the time per operation of the round before — the *round's* time, loops and the parent's
+part together, less the wait itself, which the pool sends with each round (:class:`Slower`) —
+so the round lasts ``slowdown`` times as long, the added time carries the machine's real
+noise, and the workers' loops still overlap as they would. A worker's own loop time would not
+do: where the parent is the bottleneck (it drains a queue the workers fill faster than it
+empties) the workers' loops are a small part of the round, and a wait of that size barely
+shows. The parent's part of the round starts later with the workers. The first round of a
+pool (calibration or warm-up, never measured) has no round before it and waits nothing.
 """
 
 from __future__ import annotations
@@ -114,11 +119,10 @@ def spin_until(deadline: float) -> float:
 
 
 class Slower:
-    """A worker's deliberate slowdown: before its loop it busy-waits ``(slowdown - 1)`` times
-    the time the loop took last round (per operation, times this round's k). Waiting *before*
-    the loop keeps the workers' loops overlapping as they would: a contended lock or cache line
-    stays contended, so the benchmark is slower, not a different benchmark. The first round,
-    with no loop time yet, waits after the loop instead."""
+    """The parent's side of a deliberate slowdown: what each round's workers must wait.
+
+    :meth:`wait_per_op` goes out with "run k"; :meth:`learn` takes the round's time back and
+    keeps its time per operation without the wait (``0`` until a round has been seen)."""
 
     __slots__ = ("factor", "per_op")
 
@@ -126,22 +130,24 @@ class Slower:
         self.factor = factor
         self.per_op = 0.0
 
+    def wait_per_op(self) -> float:
+        return (self.factor - 1.0) * self.per_op
 
-def _timed(loop: Loop, local: Any, k: int, base: int, slower: Slower | None
+    def learn(self, seconds: float, k: int) -> None:
+        waited = self.wait_per_op() * k
+        self.per_op = max(0.0, seconds - waited) / max(k, 1)
+
+
+def _timed(loop: Loop, local: Any, k: int, base: int, wait_per_op: float = 0.0
            ) -> tuple[float, float, object]:
-    """Run the loop once under the worker's own clock (slowed down by ``slower``, if any)."""
+    """Run the loop once under the worker's own clock, after busy-waiting ``wait_per_op``
+    seconds per operation if the pool is slowed down on purpose."""
     perf_counter = time.perf_counter
     t0 = perf_counter()
-    if slower is not None and slower.per_op:
-        spin_until(t0 + (slower.factor - 1.0) * slower.per_op * k)
-    t_loop = perf_counter()
+    if wait_per_op > 0.0:
+        spin_until(t0 + wait_per_op * k)
     report = loop(local, k, base)
-    t_end = t1 = perf_counter()
-    if slower is not None:
-        if not slower.per_op:  # the first round: no estimate yet, so wait after the loop
-            t1 = spin_until(t_end + (slower.factor - 1.0) * (t_end - t_loop))
-        slower.per_op = (t_end - t_loop) / max(k, 1)
-    return t0, t1, report
+    return t0, perf_counter(), report
 
 
 def _where(exc: BaseException) -> str:
@@ -170,6 +176,13 @@ class _Workers:
         self.round_timeout = round_timeout
         self.start_timeout = start_timeout
         self.slowdown = slowdown
+        self.slower = Slower(slowdown)
+
+    def _learned(self, timing: RoundTiming, k: int) -> RoundTiming:
+        """The round's timing, after the slowdown (if any) has learned from it."""
+        if self.slower.factor > 1.0:
+            self.slower.learn(timing.seconds, k)
+        return timing
 
 
 # --------------------------------------------------------------------------------------
@@ -183,7 +196,6 @@ def _process_worker(
     conn: connection.Connection,
     barrier: Any,
     barrier_timeout: float,
-    slowdown: float,
 ) -> None:
     """Body of one worker process: attach, then run rounds on command until told to stop."""
     # Ctrl-C goes to the whole process group; the parent alone decides what happens then.
@@ -198,7 +210,6 @@ def _process_worker(
         conn.send(("ready", os.getpid()))
         loop = mech.loop
         base = worker_tag(wid)
-        slower = Slower(slowdown) if slowdown > 1.0 else None
         while True:
             try:
                 msg = conn.recv()
@@ -207,7 +218,7 @@ def _process_worker(
             if msg[0] == "stop":
                 break
             barrier.wait(barrier_timeout)
-            conn.send(("done", *_timed(loop, local, msg[1], base, slower)))
+            conn.send(("done", *_timed(loop, local, msg[1], base, msg[2])))
     except BaseException as exc:
         try:
             conn.send(("error", f"worker {wid} raised {type(exc).__name__}: {exc}{_where(exc)}"))
@@ -239,8 +250,7 @@ class ProcessPool(_Workers):
             parent_end, child_end = ctx.Pipe()
             proc = ctx.Process(  # type: ignore[attr-defined]
                 target=_process_worker,
-                args=(wid, self.mech, self.handles, child_end, barrier, self.round_timeout,
-                      self.slowdown),
+                args=(wid, self.mech, self.handles, child_end, barrier, self.round_timeout),
                 name=f"sharebench-worker-{wid}",
                 daemon=True,
             )
@@ -302,11 +312,12 @@ class ProcessPool(_Workers):
         drains a queue, say) and returns the ``perf_counter()`` at which the parent's part of
         the round ended, or None; the round then ends at the later of that and the workers.
         """
+        wait = self.slower.wait_per_op()
         for conn in self.conns:
-            conn.send(("run", k))
+            conn.send(("run", k, wait))
         parent_end = during(k) if during is not None else None
         replies = self._collect("done", self.round_timeout, "round")
-        return RoundTiming.from_replies(replies, 1, parent_end)
+        return self._learned(RoundTiming.from_replies(replies, 1, parent_end), k)
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop every worker: ask, then terminate, then kill; always join (never timed)."""
@@ -349,7 +360,7 @@ class ThreadPool(_Workers):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.threads: list[threading.Thread] = []
-        self.inboxes: list[queue.SimpleQueue[tuple[int, int] | None]] = []
+        self.inboxes: list[queue.SimpleQueue[tuple[int, int, float] | None]] = []
         self.outbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.barrier = threading.Barrier(self.n)
         self._round = 0
@@ -357,7 +368,7 @@ class ThreadPool(_Workers):
     def start(self) -> None:
         """Start the threads and wait until every one has attached (not timed)."""
         for wid in range(self.n):
-            inbox: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
+            inbox: queue.SimpleQueue[tuple[int, int, float] | None] = queue.SimpleQueue()
             thread = threading.Thread(target=self._worker, args=(wid, inbox),
                                       name=f"sharebench-thread-{wid}", daemon=True)
             self.inboxes.append(inbox)
@@ -369,7 +380,7 @@ class ThreadPool(_Workers):
         """None: threads share the parent process."""
         return []
 
-    def _worker(self, wid: int, inbox: queue.SimpleQueue[tuple[int, int] | None]) -> None:
+    def _worker(self, wid: int, inbox: queue.SimpleQueue[tuple[int, int, float] | None]) -> None:
         """Body of one worker thread: the same protocol as a worker process."""
         out = self.outbox
         mech = self.mech
@@ -382,14 +393,13 @@ class ThreadPool(_Workers):
             out.put((wid, "ready", 0))
             loop = mech.loop
             base = worker_tag(wid)
-            slower = Slower(self.slowdown) if self.slowdown > 1.0 else None
             while True:
                 msg = inbox.get()
                 if msg is None:
                     break
-                round_no, k = msg
+                round_no, k, wait = msg
                 self.barrier.wait(self.round_timeout)
-                out.put((wid, "done", round_no, *_timed(loop, local, k, base, slower)))
+                out.put((wid, "done", round_no, *_timed(loop, local, k, base, wait)))
         except BaseException as exc:
             out.put((wid, "error", -1,
                      f"thread {wid} raised {type(exc).__name__}: {exc}{_where(exc)}"))
@@ -432,11 +442,12 @@ class ThreadPool(_Workers):
         ``during(k)`` runs in the calling thread meanwhile, as in the process pool.
         """
         self._round += 1
+        wait = self.slower.wait_per_op()
         for inbox in self.inboxes:
-            inbox.put((self._round, k))
+            inbox.put((self._round, k, wait))
         parent_end = during(k) if during is not None else None
         replies = self._collect("done", self._round, self.round_timeout, "round")
-        return RoundTiming.from_replies(replies, 3, parent_end)
+        return self._learned(RoundTiming.from_replies(replies, 3, parent_end), k)
 
     def close(self, timeout: float = 5.0) -> None:
         """Ask every thread to stop and join it; a hung one is abandoned (it is a daemon)."""
