@@ -71,11 +71,13 @@ def pid_alive(pid: int) -> bool:
 
 @dataclass(frozen=True)
 class Segment:
-    """A shared memory block of the suite found in /dev/shm."""
+    """Something of the suite's, named for its run: a block or semaphore in /dev/shm, or a run
+    directory (size 0)."""
 
     name: str
     pid: int
     size: int
+    path: Path
 
     @property
     def stale(self) -> bool:
@@ -96,7 +98,7 @@ def suite_segments(shm_dir: Path = SHM_DIR) -> list[Segment]:
             size = entry.stat().st_size
         except FileNotFoundError:
             continue  # unlinked while we looked
-        found.append(Segment(entry.name, int(m.group(1)), size))
+        found.append(Segment(entry.name, int(m.group(1)), size, entry))
     return found
 
 
@@ -169,7 +171,7 @@ def suite_dirs(tmp: Path | None = None) -> list[Segment]:
     for entry in sorted(base.iterdir()):
         m = _NAME.match(entry.name)
         if m is not None and entry.is_dir():
-            found.append(Segment(entry.name, int(m.group(1)), 0))
+            found.append(Segment(entry.name, int(m.group(1)), 0, entry))
     return found
 
 

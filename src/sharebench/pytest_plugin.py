@@ -362,8 +362,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr.section("sharebench")
     tr.write_line(f"{len(state.records)} benchmarks, {errors} with errors, {skipped} skipped")
     for seg in state.cleaned:
-        tr.write_line(f"removed stale shared memory /dev/shm/{seg.name} "
-                      f"({seg.size} bytes) of dead run pid {seg.pid}")
+        tr.write_line(f"removed {seg.path} of dead run pid {seg.pid}")
     for path in state.written[:2]:
         tr.write_line(f"wrote {path}")
 

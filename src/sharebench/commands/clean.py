@@ -1,11 +1,13 @@
-"""``sharebench clean``: remove shared memory blocks left by runs that were killed."""
+"""``sharebench clean``: remove what killed runs left (see :mod:`sharebench.lifecycle`)."""
 
 from __future__ import annotations
 
 import argparse
 
-HELP = ("remove /dev/shm blocks of dead sharebench runs (never those of a live run); with "
-        "--cache, also the worktrees and environments `sharebench ab` keeps")
+HELP = ("remove what runs that were killed left: shared memory blocks and named semaphores in "
+        "/dev/shm, run directories (library databases, sockets, Ray sessions) with the message "
+        "queues and processes they name — never those of a live run; with --cache, also the "
+        "worktrees and environments `sharebench ab` keeps")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,10 +37,10 @@ def run(args: argparse.Namespace) -> int:
     removed = clean_stale(dry_run=args.dry_run)
     for seg in clean_stale_dirs(dry_run=args.dry_run):
         verb_dir = "would remove" if args.dry_run else "removed"
-        print(f"{verb_dir} {seg.name}/ (a library's files; run pid {seg.pid} is gone)")
+        print(f"{verb_dir} {seg.path}/ (a library's files; run pid {seg.pid} is gone)")
     verb = "would remove" if args.dry_run else "removed"
     for seg in removed:
-        print(f"{verb} /dev/shm/{seg.name} ({seg.size} bytes, run pid {seg.pid} is gone)")
+        print(f"{verb} {seg.path} ({seg.size} bytes, run pid {seg.pid} is gone)")
     live = [s for s in suite_segments() if not s.stale]
     print(f"{verb} {len(removed)} stale block(s); {len(live)} block(s) of live runs left alone")
     return 0
