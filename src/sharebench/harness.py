@@ -254,6 +254,7 @@ class BenchmarkRun:
                 start_timeout=self.config.start_timeout, slowdown=self.slowdown,
             )
             self.pool.start()
+            self.store.watch(self.pool.check_alive)
         except BaseException:
             self.close(grace=0.5)
             raise

@@ -108,6 +108,9 @@ class Pool(Protocol):
     def pids(self) -> list[int]:
         """The worker processes' pids (none for threads: they are the parent process)."""
 
+    def check_alive(self) -> None:
+        """Raise WorkerError if a worker has died (a parent waiting for items calls it)."""
+
 
 def spin_until(deadline: float) -> float:
     """Busy-wait (no sleep: the CPU stays as busy as the loop was) until ``perf_counter()``
@@ -264,6 +267,12 @@ class ProcessPool(_Workers):
         """The worker processes' pids, for reading their memory."""
         return [int(proc.pid) for proc in self.procs]
 
+    def check_alive(self) -> None:
+        """Raise WorkerError naming the first worker that has died, if any."""
+        for wid, proc in enumerate(self.procs):
+            if proc.exitcode is not None:
+                raise self._died(wid, "round")
+
     def _died(self, wid: int, what: str) -> WorkerError:
         self.procs[wid].join(1)
         return WorkerError(
@@ -379,6 +388,9 @@ class ThreadPool(_Workers):
     def pids(self) -> list[int]:
         """None: threads share the parent process."""
         return []
+
+    def check_alive(self) -> None:
+        """Nothing to check: a thread cannot die alone (its errors come back as messages)."""
 
     def _worker(self, wid: int, inbox: queue.SimpleQueue[tuple[int, int, float] | None]) -> None:
         """Body of one worker thread: the same protocol as a worker process."""

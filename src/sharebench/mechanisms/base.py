@@ -66,6 +66,10 @@ class StoreSpec:
     round_timeout: float = 30.0
 
 
+#: Seconds a parent waiting for workers' items blocks before it checks that they are alive.
+WAIT_SLICE = 0.25
+
+
 class Store:
     """The shared object of one benchmark, seen from the parent (instance) and worker (static).
 
@@ -79,10 +83,24 @@ class Store:
     #: Services the run must provide before this store can be made (``"redis"``,
     #: ``"manager"``); they arrive in ``StoreSpec.resources`` (see ``sharebench.servers``).
     needs: ClassVar[tuple[str, ...]] = ()
+    #: Set by :meth:`watch`; None until the workers run.
+    _alive_check: Callable[[], None] | None = None
 
     def __init__(self, ctx: BaseContext, spec: StoreSpec) -> None:
         self.ctx = ctx
         self.spec = spec
+
+    def watch(self, check: Callable[[], None]) -> None:
+        """Parent side: ``check()`` raises if a worker has died (the pool's, set by the
+        harness once the workers run)."""
+        self._alive_check = check
+
+    def check_workers(self) -> None:
+        """Parent side, between slices of a wait in ``during_round``: fail now if a worker
+        died. A sender that buffers in a thread (``Queue``, zmq) loses what it had not sent
+        when it is killed, and the parent would otherwise wait ``round_timeout`` for it."""
+        if self._alive_check is not None:
+            self._alive_check()
 
     def handles(self) -> tuple[Any, ...]:
         """Objects passed to every worker as ``Process`` arguments (inherited, or pickled)."""

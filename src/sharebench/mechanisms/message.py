@@ -23,7 +23,7 @@ import time
 from multiprocessing import connection
 from typing import Any, ClassVar
 
-from sharebench.mechanisms.base import Mechanism
+from sharebench.mechanisms.base import WAIT_SLICE, Mechanism
 from sharebench.mechanisms.counters import ItemStore
 from sharebench.verify import worker_of
 
@@ -67,16 +67,27 @@ class QueueStore(_ReceivedItems):
     def during_round(self, ops_per_worker: int) -> float | None:
         """Receive every item of the round; the time the last one arrived ends the round."""
         get = self.queue.get
-        append = self.items.append
+        items = self.items
+        append = items.append
         expected = ops_per_worker * self.spec.workers
-        try:
-            for _ in range(expected):
-                append(get(True, self.spec.round_timeout))
-        except queue.Empty:
-            raise TimeoutError(
-                f"queue: {len(self.items)} of {expected} items arrived, then none for "
-                f"{self.spec.round_timeout:g} s"
-            ) from None
+        timeout = self.spec.round_timeout
+        slice_s = min(WAIT_SLICE, timeout)
+        since, seen = time.monotonic(), 0
+        while len(items) < expected:
+            try:
+                for _ in range(expected - len(items)):
+                    append(get(True, slice_s))
+            except queue.Empty:
+                # A worker killed with items in its feeder thread never sends them.
+                self.check_workers()
+                now = time.monotonic()
+                if len(items) > seen:
+                    since, seen = now - slice_s, len(items)
+                if now - since >= timeout:
+                    raise TimeoutError(
+                        f"queue: {len(items)} of {expected} items arrived, then none for "
+                        f"{timeout:g} s"
+                    ) from None
         return time.perf_counter()
 
     def close(self) -> None:

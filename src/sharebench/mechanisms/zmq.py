@@ -26,11 +26,12 @@ and after a failure whatever is left must not keep a process waiting.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sharebench import lifecycle
-from sharebench.mechanisms.base import Mechanism, StoreSpec, Unavailable
+from sharebench.mechanisms.base import WAIT_SLICE, Mechanism, StoreSpec, Unavailable
 from sharebench.mechanisms.pingpong import PingStore, ping_loop
 from sharebench.mechanisms.posixmq import ReceivedMessages
 from sharebench.mechanisms.transfer import (
@@ -38,7 +39,6 @@ from sharebench.mechanisms.transfer import (
     Received,
     TransferLocal,
     TransferStore,
-    _timeout,
 )
 
 #: Milliseconds between a worker's attempts to connect before the parent has bound.
@@ -64,6 +64,7 @@ class _Endpoint:
     kind = ""
     hwm = 0
     spec: StoreSpec
+    check_workers: Callable[[], None]  # the Store's (this is a mixin)
     directory: Path | None = None
 
     def _prepare(self, spec: StoreSpec, what: str) -> None:
@@ -85,7 +86,8 @@ class _Endpoint:
             self.context = zmq.Context()
             sock = self.context.socket(getattr(zmq, self.kind))
             sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.RCVTIMEO, _ms(self.spec.round_timeout))
+            # Receives wait in slices: between two, the parent checks its workers are alive.
+            sock.setsockopt(zmq.RCVTIMEO, _ms(min(WAIT_SLICE, self.spec.round_timeout)))
             if self.hwm:
                 sock.setsockopt(zmq.RCVHWM, self.hwm)
             sock.bind(self.endpoint)
@@ -105,6 +107,22 @@ class _Endpoint:
 
     def _timed_out(self, what: str) -> TimeoutError:
         return TimeoutError(f"zmq: {what}, then nothing for {self.spec.round_timeout:g} s")
+
+    def _slice_ran_out(self, since: float, what: str) -> None:
+        """A receive waited a slice for nothing: fail if a worker has died (it took what it
+        had queued with it) or nothing has come since ``since`` for ``round_timeout``."""
+        self.check_workers()
+        if time.monotonic() - since >= self.spec.round_timeout:
+            raise self._timed_out(what)
+
+    def _recv(self, recv: Callable[[], Any], what: str) -> Any:
+        """``recv()`` with the parent's checks between slices of the wait."""
+        since = time.monotonic()
+        while True:
+            try:
+                return recv()
+            except self._again:
+                self._slice_ran_out(since, what)
 
 
 def _ms(seconds: float) -> int:
@@ -161,13 +179,18 @@ class ZmqStore(_Endpoint, ReceivedMessages):
     def during_round(self, ops_per_worker: int) -> float | None:
         """Receive every item of the round; the last arrival ends it."""
         recv = self._socket().recv
-        append = self.messages.append
+        messages = self.messages
+        append = messages.append
         expected = ops_per_worker * self.spec.workers
-        try:
-            for _ in range(expected):
-                append(recv())
-        except self._again:
-            raise self._timed_out(f"{len(self.messages)} of {expected} items arrived") from None
+        since, seen = time.monotonic(), 0
+        while len(messages) < expected:
+            try:
+                for _ in range(expected - len(messages)):
+                    append(recv())
+            except self._again:
+                if len(messages) > seen:
+                    since, seen = time.monotonic() - WAIT_SLICE, len(messages)
+                self._slice_ran_out(since, f"{len(messages)} of {expected} items arrived")
         return time.perf_counter()
 
     def close(self) -> None:
@@ -209,12 +232,14 @@ class ZmqPing(_Endpoint, PingStore):
 
     def echo(self) -> None:
         sock = self.sock if self.sock is not None else self._socket()
+        # A received frame is forwarded without a copy (no pyzmq zero-copy send of a
+        # Python buffer, so no garbage-collector thread in the parent either).
+        recv = sock.recv
         try:
-            # A received frame is forwarded without a copy (no pyzmq zero-copy send of a
-            # Python buffer, so no garbage-collector thread in the parent either).
-            sock.send(sock.recv(copy=False), copy=False)
+            frame = recv(copy=False)
         except self._again:
-            raise self._timed_out("no message") from None
+            frame = self._recv(lambda: recv(copy=False), "no message")
+        sock.send(frame, copy=False)
 
     def close(self) -> None:
         self._close_endpoint()
@@ -265,7 +290,7 @@ class ZmqTransferStore(_Endpoint, TransferStore):
             try:
                 frames = recv_multipart(copy=False)
             except self._again:
-                raise _timeout(self.spec.round_timeout) from None
+                frames = self._recv(lambda: recv_multipart(copy=False), "no array arrived")
             if len(frames) == 2 and len(frames[1]) == size:
                 stamp = int.from_bytes(frames[0].bytes, "little")
                 check(seq, stamp, frombuffer(frames[1].buffer, int64))
