@@ -11,10 +11,11 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from sharebench import mechanisms
+from sharebench import lifecycle, mechanisms
 from sharebench.harness import HarnessConfig, run_benchmark
 from sharebench.mechanisms.base import StoreSpec
 from sharebench.mechanisms.redis import BATCH, key_prefix
@@ -158,6 +159,8 @@ def test_the_server_runs_without_persistence_and_is_gone_after_stop():
     srv.start()
     proc = psutil.Process(srv.pid)
     data_dir = srv._dir
+    # A run directory of this process: `sharebench clean` removes it if the run is killed.
+    assert [d.path for d in lifecycle.suite_dirs() if d.pid == os.getpid()] == [Path(data_dir)]
     try:
         import redis
 

@@ -38,14 +38,13 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from sharebench.lifecycle import die_with_parent
+from sharebench.lifecycle import die_with_parent, run_dir
 
 if TYPE_CHECKING:
     from sharebench.harness import HarnessConfig
@@ -159,7 +158,9 @@ class RedisServer:
                 "no redis-server on PATH (install Debian's redis-server, or pass "
                 f"--redis-url / {REDIS_URL_ENV})"
             )
-        self._dir = tempfile.mkdtemp(prefix="sharebench-redis-")
+        # A run directory (named for this process): `sharebench clean` removes it if the run
+        # is killed before it can.
+        self._dir = str(run_dir(str(os.getpid()), "redis"))
         try:
             for attempt in range(3):  # the free port may be taken before the server binds it
                 try:
