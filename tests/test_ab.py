@@ -24,7 +24,7 @@ from sharebench.ab import (
     decided,
     judge,
 )
-from sharebench.ab_run import side_records
+from sharebench.ab_run import allowance_for, side_records
 from sharebench.abside import Side, serve
 from sharebench.errors import RuleError, UsageError
 from sharebench.results import read_rounds, read_summary
@@ -293,3 +293,14 @@ def test_every_column_of_the_ab_csv_is_written(tmp_path):
     assert float(rows[0]["mds_max_pairs"]) < float(rows[0]["min_detectable"])
     assert "at 80 pairs" in report
     assert "can be judged at 10%" in report
+
+
+def test_the_budget_sets_aside_the_pilots_still_to_come():
+    settings = AbSettings(budget=100.0, share=3.0)
+    # No pilot seen yet: a fair part of what is left, times share.
+    assert allowance_for(settings, 0.0, 10, []) == pytest.approx(30.0)
+    # Pilots of 2 s: 10 of them set aside, the other 80 s shared.
+    assert allowance_for(settings, 0.0, 10, [1.0, 2.0, 3.0]) == pytest.approx(2 + 3 * 8)
+    # Out of budget: the pilot alone, never less.
+    assert allowance_for(settings, 95.0, 10, [2.0]) == pytest.approx(2.0)
+    assert allowance_for(settings, 200.0, 1, [2.0]) == pytest.approx(2.0)

@@ -206,6 +206,8 @@ class Bench:
     #: Why it was not measured on both sides (missing on one, out of budget).
     note: str = ""
     seconds: float = 0.0
+    #: Seconds from its opening to the end of its pilot (0 if it never got that far).
+    pilot_seconds: float = 0.0
     slowdown_a: float = 1.0
     slowdown_b: float = 1.0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +33,17 @@ from sharebench.schema import BENCHMARK_KEY, BenchmarkRecord, RunInfo
 from sharebench.sides import SideClient, SideDied
 from sharebench.stats import min_pairs
 from sharebench.status import Status
+
+
+def allowance_for(settings: AbSettings, elapsed: float, remaining: int,
+                  pilots: list[float]) -> float:
+    """Seconds the next benchmark may take before it stops adding pairs (its pilot is never
+    cut): its own pilot, plus ``share`` times its fair part of what the budget leaves after
+    the pilots of the ``remaining`` benchmarks (this one included), estimated from
+    ``pilots``, the pilot times so far."""
+    pilot = statistics.median(pilots) if pilots else 0.0
+    extra = max(0.0, settings.budget - elapsed - remaining * pilot)
+    return pilot + settings.share * extra / remaining
 
 
 class Progress:
@@ -106,15 +118,18 @@ class Runner:
     def run(self) -> list[Bench]:
         """Every case of the plan, in order. Each gets its pilot pairs whatever the budget
         says; what comes after the pilot is limited to ``share`` times the benchmark's fair
-        part of the budget left (so a benchmark judged late still gets its pilot)."""
+        part of the budget that is left once the pilots still to come are set aside (their
+        cost estimated by the median pilot so far), so the run ends close to its budget and
+        a benchmark judged late still gets its pilot."""
         t0 = time.monotonic()
         cases = self.plan["cases"]
-        out = []
+        out: list[Bench] = []
         for i, case in enumerate(cases):
             bench = Bench(case, slowdown_a=self.slowdown("A", case["id"]),
                           slowdown_b=self.slowdown("B", case["id"]))
-            left = max(0.0, self.settings.budget - (time.monotonic() - t0))
-            self._measure(bench, self.settings.share * left / (len(cases) - i))
+            self._measure(bench, allowance_for(
+                self.settings, time.monotonic() - t0, len(cases) - i,
+                [b.pilot_seconds for b in out if b.pilot_seconds > 0]))
             out.append(bench)
             self.judged += 1
             if self.progress is not None:
@@ -128,7 +143,7 @@ class Runner:
         try:
             if not self._open(bench, calibrate=True):
                 return
-            self._pairs(bench, 0, deadline=t0 + allowance)
+            self._pairs(bench, 0, deadline=t0 + allowance, opened=t0)
             session = 1
             while session < sessions_needed(bench, self.settings):
                 if not candidate(bench, self.rule, self.tests):
@@ -202,7 +217,7 @@ class Runner:
             self.progress.update(self.judged, self.pairs_total, bench.id)
         return math.log(tp["B"] / tp["A"])
 
-    def _pairs(self, bench: Bench, session: int, deadline: float) -> None:
+    def _pairs(self, bench: Bench, session: int, deadline: float, opened: float) -> None:
         """The first session: pairs until they decide the benchmark.
 
         After a pilot of ``pilot`` pairs a benchmark that is clearly not a regression stops
@@ -225,6 +240,8 @@ class Runner:
             stage.append(d)
             if len(stage) < settings.pilot:
                 continue
+            if not bench.pilot_seconds:
+                bench.pilot_seconds = time.monotonic() - opened
             j = judge(stage, self.rule, self.tests)
             if clearly_no_regression(j, self.rule):
                 break
