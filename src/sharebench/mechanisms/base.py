@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
@@ -70,6 +71,32 @@ class StoreSpec:
 WAIT_SLICE = 0.25
 
 
+class Patience:
+    """A parent's wait for its workers' items, made of receives that time out after
+    :data:`WAIT_SLICE`. After a slice in which nothing came, :meth:`nothing_came` fails the
+    round at once if a worker died (``check``), or with a TimeoutError once nothing has come
+    for ``timeout`` seconds; the receives themselves stay as they are."""
+
+    __slots__ = ("check", "seen", "since", "slice", "timeout")
+
+    def __init__(self, check: Callable[[], None], timeout: float) -> None:
+        self.check = check
+        self.timeout = timeout
+        self.slice = min(WAIT_SLICE, timeout)
+        self.since = time.monotonic()
+        self.seen = 0
+
+    def nothing_came(self, got: int, what: str) -> None:
+        """``got``: items received so far (progress restarts the clock); ``what`` names the
+        wait in the error (``"queue: 3 of 8 items arrived"``)."""
+        self.check()
+        now = time.monotonic()
+        if got > self.seen:
+            self.since, self.seen = now - self.slice, got
+        if now - self.since >= self.timeout:
+            raise TimeoutError(f"{what}, then none for {self.timeout:g} s")
+
+
 class Store:
     """The shared object of one benchmark, seen from the parent (instance) and worker (static).
 
@@ -101,6 +128,10 @@ class Store:
         when it is killed, and the parent would otherwise wait ``round_timeout`` for it."""
         if self._alive_check is not None:
             self._alive_check()
+
+    def patience(self) -> Patience:
+        """A new wait of the parent for this round's items (see :class:`Patience`)."""
+        return Patience(self.check_workers, self.spec.round_timeout)
 
     def handles(self) -> tuple[Any, ...]:
         """Objects passed to every worker as ``Process`` arguments (inherited, or pickled)."""

@@ -23,7 +23,7 @@ import time
 from multiprocessing import connection
 from typing import Any, ClassVar
 
-from sharebench.mechanisms.base import WAIT_SLICE, Mechanism
+from sharebench.mechanisms.base import Mechanism
 from sharebench.mechanisms.counters import ItemStore
 from sharebench.verify import worker_of
 
@@ -70,24 +70,14 @@ class QueueStore(_ReceivedItems):
         items = self.items
         append = items.append
         expected = ops_per_worker * self.spec.workers
-        timeout = self.spec.round_timeout
-        slice_s = min(WAIT_SLICE, timeout)
-        since, seen = time.monotonic(), 0
+        wait = self.patience()
         while len(items) < expected:
             try:
                 for _ in range(expected - len(items)):
-                    append(get(True, slice_s))
+                    append(get(True, wait.slice))
             except queue.Empty:
                 # A worker killed with items in its feeder thread never sends them.
-                self.check_workers()
-                now = time.monotonic()
-                if len(items) > seen:
-                    since, seen = now - slice_s, len(items)
-                if now - since >= timeout:
-                    raise TimeoutError(
-                        f"queue: {len(items)} of {expected} items arrived, then none for "
-                        f"{timeout:g} s"
-                    ) from None
+                wait.nothing_came(len(items), f"queue: {len(items)} of {expected} items arrived")
         return time.perf_counter()
 
     def close(self) -> None:

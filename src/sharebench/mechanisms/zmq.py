@@ -31,7 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from sharebench import lifecycle
-from sharebench.mechanisms.base import WAIT_SLICE, Mechanism, StoreSpec, Unavailable
+from sharebench.mechanisms.base import (
+    WAIT_SLICE,
+    Mechanism,
+    Patience,
+    StoreSpec,
+    Unavailable,
+)
 from sharebench.mechanisms.pingpong import PingStore, ping_loop
 from sharebench.mechanisms.posixmq import ReceivedMessages
 from sharebench.mechanisms.transfer import (
@@ -64,7 +70,7 @@ class _Endpoint:
     kind = ""
     hwm = 0
     spec: StoreSpec
-    check_workers: Callable[[], None]  # the Store's (this is a mixin)
+    patience: Callable[[], Patience]  # the Store's (this is a mixin)
     directory: Path | None = None
 
     def _prepare(self, spec: StoreSpec, what: str) -> None:
@@ -105,24 +111,14 @@ class _Endpoint:
         if directory is not None:
             lifecycle.remove_run_dir(directory)  # the socket file with it
 
-    def _timed_out(self, what: str) -> TimeoutError:
-        return TimeoutError(f"zmq: {what}, then nothing for {self.spec.round_timeout:g} s")
-
-    def _slice_ran_out(self, since: float, what: str) -> None:
-        """A receive waited a slice for nothing: fail if a worker has died (it took what it
-        had queued with it) or nothing has come since ``since`` for ``round_timeout``."""
-        self.check_workers()
-        if time.monotonic() - since >= self.spec.round_timeout:
-            raise self._timed_out(what)
-
     def _recv(self, recv: Callable[[], Any], what: str) -> Any:
-        """``recv()`` with the parent's checks between slices of the wait."""
-        since = time.monotonic()
+        """``recv()`` again after a slice of the wait ran out, until something comes."""
+        wait = self.patience()
         while True:
             try:
                 return recv()
             except self._again:
-                self._slice_ran_out(since, what)
+                wait.nothing_came(0, f"zmq: {what}")
 
 
 def _ms(seconds: float) -> int:
@@ -182,15 +178,14 @@ class ZmqStore(_Endpoint, ReceivedMessages):
         messages = self.messages
         append = messages.append
         expected = ops_per_worker * self.spec.workers
-        since, seen = time.monotonic(), 0
+        wait = self.patience()
         while len(messages) < expected:
             try:
                 for _ in range(expected - len(messages)):
                     append(recv())
             except self._again:
-                if len(messages) > seen:
-                    since, seen = time.monotonic() - WAIT_SLICE, len(messages)
-                self._slice_ran_out(since, f"{len(messages)} of {expected} items arrived")
+                wait.nothing_came(len(messages),
+                                  f"zmq: {len(messages)} of {expected} items arrived")
         return time.perf_counter()
 
     def close(self) -> None:
