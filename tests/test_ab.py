@@ -304,3 +304,32 @@ def test_the_budget_sets_aside_the_pilots_still_to_come():
     # Out of budget: the pilot alone, never less.
     assert allowance_for(settings, 95.0, 10, [2.0]) == pytest.approx(2.0)
     assert allowance_for(settings, 200.0, 1, [2.0]) == pytest.approx(2.0)
+
+
+def test_a_cached_side_environment_is_rebuilt_when_the_dependencies_change(tmp_path,
+                                                                           monkeypatch):
+    import io
+    import subprocess
+
+    from sharebench import sides
+
+    source, target = tmp_path / "src", tmp_path / "env"
+    source.mkdir()
+    (source / "pyproject.toml").write_text('dependencies = ["a"]\n')
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        (target / "bin").mkdir(parents=True, exist_ok=True)
+        (target / "bin" / "python").write_text("")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(sides.subprocess, "run", fake_run)
+    log = io.StringIO()
+    sides.build_env("python3", source, target, editable=True, log=log)
+    assert len(calls) == 2  # venv, pip install
+    sides.build_env("python3", source, target, editable=True, log=log)
+    assert len(calls) == 2  # cached
+    (source / "pyproject.toml").write_text('dependencies = ["a", "b"]\n')
+    sides.build_env("python3", source, target, editable=True, log=log)
+    assert len(calls) == 4  # a new dependency: built again

@@ -20,6 +20,7 @@ error of the benchmark it was running, and is started again for the next one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import selectors
@@ -100,8 +101,10 @@ def build_env(python: str | Path, source: Path, target: Path, editable: bool,
     """A virtual environment at ``target`` made by ``python`` with ``source`` installed (and
     its dependencies); reused if a complete one is there. Returns its interpreter."""
     env_python = target / "bin" / "python"
-    if (target / _READY).exists() and env_python.exists():
-        return env_python
+    stamp = _requirements_stamp(source)
+    ready = target / _READY
+    if ready.exists() and env_python.exists() and ready.read_text() == stamp:
+        return env_python  # an editable install follows the tree, but not new dependencies
     if target.exists():
         shutil.rmtree(target)
     print(f"sharebench ab: building {target} (once; cached) ...", file=log, flush=True)
@@ -115,8 +118,20 @@ def build_env(python: str | Path, source: Path, target: Path, editable: bool,
         if out.returncode != 0:
             tail = (out.stderr or out.stdout).strip().splitlines()[-3:]
             raise SideError(f"building {target} failed: {' / '.join(tail)}")
-    (target / _READY).write_text("ok\n")
+    ready.write_text(stamp)
     return env_python
+
+
+def _requirements_stamp(source: Path) -> str:
+    """What the environment was built from: a hash of the tree's build and dependency files,
+    so a cached environment is rebuilt when they change."""
+    digest = hashlib.sha256()
+    for name in ("pyproject.toml", "setup.py"):
+        path = source / name
+        digest.update(name.encode() + b"\0")
+        if path.exists():
+            digest.update(path.read_bytes())
+    return digest.hexdigest() + "\n"
 
 
 def resolve(spec: str | None, label: str, repo: Path, cache: Path) -> SideSpec:
