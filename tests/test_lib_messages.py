@@ -20,7 +20,7 @@ import pytest
 
 from sharebench import lifecycle
 from sharebench.harness import HarnessConfig, run_benchmark
-from sharebench.mechanisms import fastfifo, posixmq
+from sharebench.mechanisms import fastfifo, posixmq, posixsem
 from sharebench.mechanisms import zmq as zmq_mechs
 from sharebench.mechanisms.base import Mechanism, StoreSpec
 from sharebench.mechanisms.transfer import TransferLocal
@@ -38,7 +38,7 @@ LIBRARY = {"faster-fifo": "faster_fifo", "zmq": "zmq", "posix-mq": "posix_ipc"}
 MISSING = {
     "faster-fifo": "faster-fifo is not installed (pip install faster-fifo)",
     "zmq": "pyzmq is not installed (pip install pyzmq)",
-    "posix-mq": "posix_ipc is not installed (pip install posix-ipc)",
+    "posix-mq": posixsem.POSIX_IPC_MISSING,
 }
 
 
@@ -324,7 +324,7 @@ def test_a_killed_runs_queue_is_unlinked_by_the_stale_directory_sweep(tmp_path: 
     queues = {}
     for directory in (dead, live):
         directory.mkdir()
-        name = posixmq.queue_name(directory.name.split("-")[1])
+        name = posixsem.ipc_name(directory.name.split("-")[1])
         lifecycle.note_cleanup(directory, "mqueue", name)
         queues[directory] = posix_ipc.MessageQueue(name, posix_ipc.O_CREX, max_messages=1,
                                                    max_message_size=8)
@@ -352,3 +352,32 @@ def test_faster_fifo_buffers_hold_a_round_and_a_whole_message() -> None:
     assert fastfifo.append_buffer_bytes(spec) >= 100_000 * 16
     assert fastfifo.append_buffer_bytes(StoreSpec(4, capacity=10**12)) == 256 << 20
     assert fastfifo.message_buffer_bytes(MIB) > 2 * MIB
+
+
+@pytest.mark.parametrize("name", ["faster-fifo", "zmq", "posix-mq", "queue", "pipe"])
+def test_a_dead_worker_ends_the_parents_wait_at_once(name: str, nothing_left: None) -> None:
+    """One item sent, two expected, and the pool says a worker died: the parent fails at
+    its next slice of the wait, not after the (here 30 s) round timeout."""
+    import time
+
+    from sharebench.mechanisms import get
+    from sharebench.pools import WorkerError
+
+    mechanism = mech(name, "append") if name in LIBRARY else get(name, "atomic", "append")
+    spec = StoreSpec(1, capacity=16, round_timeout=30.0)
+    store = mechanism.store(multiprocessing.get_context("fork"), spec)
+    local = mechanism.store.attach(store.handles())
+
+    def dead() -> None:
+        raise WorkerError("worker 0 died during round (exit code -9)")
+
+    store.watch(dead)
+    try:
+        mechanism.loop(mechanism.store.for_worker(local, 0), 1, worker_tag(0))
+        t0 = time.monotonic()
+        with pytest.raises(WorkerError, match="died during round"):
+            store.during_round(2)
+        assert time.monotonic() - t0 < 5.0
+    finally:
+        store.close()  # first: an in-process Queue's worker view is the parent's queue
+        mechanism.store.detach(local)

@@ -124,8 +124,9 @@ class Store:
 
     def check_workers(self) -> None:
         """Parent side, between slices of a wait in ``during_round``: fail now if a worker
-        died. A sender that buffers in a thread (``Queue``, zmq) loses what it had not sent
-        when it is killed, and the parent would otherwise wait ``round_timeout`` for it."""
+        died. A worker killed mid-round never sends the rest of its items (one that sends
+        from a thread, ``Queue`` or zmq, also loses what it had buffered), and the parent
+        would otherwise wait ``round_timeout`` for them."""
         if self._alive_check is not None:
             self._alive_check()
 

@@ -88,15 +88,13 @@ class FastFifoStore(_ReceivedItems):
         items = self.items
         extend = items.extend
         expected = ops_per_worker * self.spec.workers
-        timeout = self.spec.round_timeout
-        try:
-            while len(items) < expected:
-                extend(get_many(True, timeout, expected - len(items)))
-        except queue.Empty:
-            raise TimeoutError(
-                f"faster-fifo: {len(items)} of {expected} items arrived, then none for "
-                f"{timeout:g} s"
-            ) from None
+        wait = self.patience()
+        while len(items) < expected:
+            try:
+                extend(get_many(True, wait.slice, expected - len(items)))
+            except queue.Empty:
+                wait.nothing_came(len(items),
+                                  f"faster-fifo: {len(items)} of {expected} items arrived")
         return time.perf_counter()
 
     def close(self) -> None:

@@ -76,7 +76,6 @@ class QueueStore(_ReceivedItems):
                 for _ in range(expected - len(items)):
                     append(get(True, wait.slice))
             except queue.Empty:
-                # A worker killed with items in its feeder thread never sends them.
                 wait.nothing_came(len(items), f"queue: {len(items)} of {expected} items arrived")
         return time.perf_counter()
 
@@ -112,13 +111,12 @@ class PipeStore(_ReceivedItems):
         remaining = dict.fromkeys(self.receivers, ops_per_worker)
         live = [r for r in self.receivers if ops_per_worker > 0]
         wait = connection.wait
+        patience = self.patience()
         while live:
-            ready = wait(live, self.spec.round_timeout)
+            ready = wait(live, patience.slice)
             if not ready:
-                raise TimeoutError(
-                    f"pipe: {len(self.items)} items arrived, then none for "
-                    f"{self.spec.round_timeout:g} s"
-                )
+                patience.nothing_came(len(self.items), f"pipe: {len(self.items)} items arrived")
+                continue
             for r in ready:
                 conn: Any = r
                 append(conn.recv())

@@ -33,7 +33,7 @@ from sharebench import lifecycle
 from sharebench.mechanisms.base import Mechanism, StoreSpec, Unavailable
 from sharebench.mechanisms.counters import ItemStore
 from sharebench.mechanisms.pingpong import PingStore, ping_loop
-from sharebench.mechanisms.shm import block_name
+from sharebench.mechanisms.posixsem import ipc_name, posix_ipc_module
 
 #: Messages a queue holds: Linux's default ``msg_max``, which only root could raise.
 MAX_MESSAGES = 10
@@ -42,20 +42,12 @@ ITEM_BYTES = 8
 _LIMITS = Path("/proc/sys/fs/mqueue")
 
 
-def posix_ipc_module() -> Any:
+def mq_module() -> Any:
     """``posix_ipc``, or :class:`Unavailable` when it is missing or the OS has no queues."""
-    try:
-        import posix_ipc
-    except ImportError:
-        raise Unavailable("posix_ipc is not installed (pip install posix-ipc)") from None
+    posix_ipc = posix_ipc_module()
     if not posix_ipc.MESSAGE_QUEUES_SUPPORTED:
         raise Unavailable("this OS has no POSIX message queues")
     return posix_ipc
-
-
-def queue_name(run_token: str) -> str:
-    """``/sharebench-<run_token>-<random>``: the suite's prefix, and a leading slash."""
-    return "/" + block_name(run_token)
 
 
 def msgsize_max() -> int | None:
@@ -91,12 +83,12 @@ class _Queues:
     queues: list[Any]
 
     def _create(self, spec: StoreSpec, count: int, max_message_size: int) -> list[Any]:
-        posix_ipc = posix_ipc_module()
+        posix_ipc = mq_module()
         self.queues = []
         self.directory = lifecycle.run_dir(spec.run_token, "mq")
         try:
             for _ in range(count):
-                name = queue_name(spec.run_token)
+                name = ipc_name(spec.run_token)
                 # Recorded first: a run killed right after mq_open leaves nothing unnamed.
                 lifecycle.note_cleanup(self.directory, "mqueue", name)
                 try:
@@ -134,7 +126,7 @@ def _refused(size: int, exc: Exception) -> Unavailable:
 
 
 def _open(names: tuple[str, ...]) -> list[Any]:
-    posix_ipc = posix_ipc_module()
+    posix_ipc = mq_module()
     return [posix_ipc.MessageQueue(name) for name in names]
 
 
@@ -153,7 +145,7 @@ class MqStore(_Queues, ReceivedMessages):
     def __init__(self, ctx: Any, spec: StoreSpec) -> None:
         super().__init__(ctx, spec)
         (self.queue,) = self._create(spec, 1, ITEM_BYTES)
-        self._busy = posix_ipc_module().BusyError
+        self._busy = mq_module().BusyError
 
     def handles(self) -> tuple[Any, ...]:
         return (self.names(),)
@@ -168,19 +160,19 @@ class MqStore(_Queues, ReceivedMessages):
         _close(local)
 
     def during_round(self, ops_per_worker: int) -> float | None:
-        """Receive every item; ``mq_receive`` waits at most the round timeout for each."""
+        """Receive every item; ``mq_receive`` waits in slices (see ``Patience``)."""
         receive = self.queue.receive
-        append = self.messages.append
+        messages = self.messages
+        append = messages.append
         expected = ops_per_worker * self.spec.workers
-        timeout = self.spec.round_timeout
-        try:
-            for _ in range(expected):
-                append(receive(timeout)[0])
-        except self._busy:
-            raise TimeoutError(
-                f"posix-mq: {len(self.messages)} of {expected} items arrived, then none for "
-                f"{timeout:g} s"
-            ) from None
+        wait = self.patience()
+        while len(messages) < expected:
+            try:
+                for _ in range(expected - len(messages)):
+                    append(receive(wait.slice)[0])
+            except self._busy:
+                wait.nothing_came(len(messages),
+                                  f"posix-mq: {len(messages)} of {expected} items arrived")
         return time.perf_counter()
 
     def close(self) -> None:
@@ -205,7 +197,7 @@ class MqPing(_Queues, PingStore):
     def __init__(self, ctx: Any, spec: StoreSpec) -> None:
         super().__init__(ctx, spec)
         self.requests, self.replies = self._create(spec, 2, spec.payload_bytes)
-        self._busy = posix_ipc_module().BusyError
+        self._busy = mq_module().BusyError
 
     def handles(self) -> tuple[Any, ...]:
         return (self.names(), self.spec.payload_bytes, self.spec.round_timeout)
