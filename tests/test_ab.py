@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from sharebench.ab import (
-    FAILED_NOW,
     NOT_JUDGED,
     REGRESSION,
     TOO_NOISY,
@@ -26,6 +25,7 @@ from sharebench.ab import (
 )
 from sharebench.ab_run import allowance_for, side_records
 from sharebench.abside import Side, serve
+from sharebench.compare import FAILED_NOW
 from sharebench.errors import RuleError, UsageError
 from sharebench.results import read_rounds, read_summary
 from sharebench.servers import Services

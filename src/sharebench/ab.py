@@ -51,7 +51,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sharebench.compare import FASTER, SAME, SLOWER
+from sharebench.compare import FAILED_NOW, FASTER, SAME, SLOWER
 from sharebench.errors import RuleError
 from sharebench.fmt import fraction_pct
 from sharebench.rules import parse_alpha, parse_threshold
@@ -74,8 +74,6 @@ Z_CI99 = 2.5758
 
 REGRESSION = "regression"
 TOO_NOISY = "too noisy"
-#: Ok on side A, an error on side B: the change broke it (exit 1, like a regression).
-FAILED_NOW = "failed now"
 #: Not measured on both sides (an error on A, skipped, missing on one side, out of budget).
 NOT_JUDGED = "not judged"
 JUDGED_VERDICTS: tuple[str, ...] = (REGRESSION, SLOWER, FASTER, SAME, TOO_NOISY)
@@ -362,8 +360,6 @@ def candidate(bench: Bench, rule: AbRule, tests: int) -> bool:
     j = judge(bench.log_ratios(), rule, tests)
     return (j.p_value <= rule.alpha / max(tests, 1) and j.slowdown > rule.threshold
             and all(s > rule.threshold for s in bench.session_slowdowns(rule, tests)))
-
-
 
 
 # --------------------------------------------------------------------------------------

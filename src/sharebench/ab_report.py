@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING
 
 from sharebench.ab import (
     AB_COLUMNS,
-    FAILED_NOW,
     JUDGED_VERDICTS,
     NOT_JUDGED,
     REGRESSION,
+    TOO_NOISY,
     AbResult,
     describe_mds,
 )
+from sharebench.compare import FAILED_NOW, FASTER, SAME, SLOWER
 from sharebench.fmt import fraction_pct, p_value, pipe_table, si
 from sharebench.normalize import records
 from sharebench.results import to_csv_text
@@ -25,7 +26,7 @@ from sharebench.results import to_csv_text
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-_ORDER = {REGRESSION: 0, FAILED_NOW: 1, "slower": 2, "faster": 3, "too noisy": 4, "same": 5}
+_ORDER = {REGRESSION: 0, FAILED_NOW: 1, SLOWER: 2, FASTER: 3, TOO_NOISY: 4, SAME: 5}
 
 
 def ab_csv_text(result: AbResult) -> str:

@@ -71,17 +71,15 @@ class Side:
             run = BenchmarkRun(mech, int(msg["processes"]), str(msg["start_method"]), cfg,
                                payload_bytes=int(msg.get("payload_bytes", 0)),
                                keys=int(msg.get("keys", 0)))
+            run.slow_down(float(msg.get("slowdown", 1.0)))
         except Exception as exc:  # ConfigError: not a benchmark this side can run
             return {"missing": one_line(exc)}
-        run.slowdown = float(msg.get("slowdown", 1.0))
-        run.record.slowdown = run.slowdown
         try:
             run.__enter__()
         except Exception as exc:
             return {"status": str(status_of(exc))}
         self.run = run
-        cap = run.capacity // run.processes if mech.operation == "append" else 10**12
-        return {"setup_s": run.record.setup_s, "max_k": max(1, cap), "family": mech.family,
+        return {"setup_s": run.record.setup_s, "max_k": run.max_k, "family": mech.family,
                 "workers_kind": mech.workers_kind}
 
     def calibrate(self, msg: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,9 @@ pytest-benchmark's timer as the ``measure`` callback), and so do the tests, ``sh
 and everything else. It turns whatever happens into the record's :class:`~schema.Status`:
 ``skipped`` when a service is missing, ``error`` for any failure (a dead worker, data lost under
 a lock), and it re-raises only what the caller must see (bad parameters, Ctrl-C).
+
+The module is long for that one job: the steps of the one measurement path (setup,
+calibration, warm-up, rounds, verification, memory, teardown) are read, and changed, together.
 """
 
 from __future__ import annotations
@@ -108,8 +111,13 @@ class RunPlan:
             raise ConfigError(f"rounds must be >= 1, not {self.rounds}")
         if self.k is not None and self.k < 1:
             raise ConfigError(f"ops per worker must be >= 1, not {self.k}")
-        if not (math.isfinite(self.slowdown) and 1.0 <= self.slowdown <= 100.0):
-            raise ConfigError(f"slowdown must be a factor from 1 to 100, not {self.slowdown!r}")
+        check_slowdown(self.slowdown)
+
+
+def check_slowdown(factor: float) -> None:
+    """A deliberate slowdown is a factor from 1 (none) to 100, or a ConfigError."""
+    if not (math.isfinite(factor) and 1.0 <= factor <= 100.0):
+        raise ConfigError(f"slowdown must be a factor from 1 to 100, not {factor!r}")
 
 
 def available_start_methods() -> list[str]:
@@ -330,17 +338,30 @@ class BenchmarkRun:
             if check.latency is not None:
                 rec.round_latency.append(check.latency)
 
+    @property
+    def max_k(self) -> int:
+        """The most ops per worker a round may take: an append store holds ``capacity``
+        items in all."""
+        cap = self.capacity // self.processes if self.mech.operation == "append" else 10**12
+        return max(1, cap)
+
     def calibrate(self) -> int:
         """Find k (ops per worker per round) for the target round time."""
-        cap = self.capacity // self.processes if self.mech.operation == "append" else 10**12
         self.k = calibrate(
             lambda k: self._round(k, measured=False),
             self.config.round_time,
-            max(1, cap),
+            self.max_k,
             self.config.max_calibration_rounds,
         )
         self.record.ops_per_worker = self.k
         return self.k
+
+    def slow_down(self, factor: float) -> None:
+        """Make the benchmark ``factor`` times slower on purpose (before ``__enter__``: the
+        pool takes it); recorded with the run. 1 = as it is."""
+        check_slowdown(factor)
+        self.slowdown = factor
+        self.record.slowdown = factor
 
     def use_k(self, k: int) -> None:
         """Skip calibration: measure with ``k`` ops per worker (found by an earlier pass)."""
@@ -380,9 +401,8 @@ class BenchmarkRun:
         ``error: interrupted``, so the partial CSV stays honest.
         """
         plan = plan or RunPlan()
-        self.slowdown = plan.slowdown
+        self.slow_down(plan.slowdown)
         rec = self.record
-        rec.slowdown = plan.slowdown
         rounds = plan.rounds or self.config.rounds
         try:
             with self:

@@ -178,7 +178,6 @@ class _Workers:
         self.handles = handles
         self.round_timeout = round_timeout
         self.start_timeout = start_timeout
-        self.slowdown = slowdown
         self.slower = Slower(slowdown)
 
     def _learned(self, timing: RoundTiming, k: int) -> RoundTiming:

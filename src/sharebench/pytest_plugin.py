@@ -154,7 +154,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--sharebench-passes", default=None, metavar="N",
                     type=profiles.count_at_least_1,
                     help="split each benchmark's rounds over N passes through the suite, "
-                         "with fresh workers each (profile default 3; 1 = all in a row)")
+                         "with fresh workers each (quick 2, full 3; 1 = all in a row)")
     group.addoption("--sharebench-round-timeout", default=30.0, metavar="SECONDS",
                     type=profiles.positive_seconds,
                     help="a round longer than this is a hung worker: error (30)")

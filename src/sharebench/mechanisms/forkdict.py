@@ -72,8 +72,6 @@ class FrozenForkDictStore(ForkDictStore):
     freeze: ClassVar[bool] = True
 
 
-
-
 MECHANISMS = (
     Mechanism("fork-dict", "none", "lookup", "fork", ForkDictStore, mapping_lookup,
               "a plain dict built by the parent, inherited through fork, read directly"),

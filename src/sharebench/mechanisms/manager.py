@@ -21,12 +21,14 @@ class _ManagerMixin:
     """Starts a Manager server in the benchmark's start method; shuts it down on close."""
 
     manager: Any
+    #: The manager class to start (a subclass with its own registered types, if needed).
+    manager_class: Any = SyncManager
 
     def _start_manager(self, ctx: Any) -> Any:
         # A Unix socket (SyncManager's default address on Linux) and a fresh random authkey:
         # only this run's processes can talk to the server. The server dies with the parent
         # even if the parent is SIGKILLed (it would otherwise wait for clients forever).
-        self.manager = SyncManager(ctx=ctx, authkey=secrets.token_bytes(32))
+        self.manager = self.manager_class(ctx=ctx, authkey=secrets.token_bytes(32))
         self.manager.start(initializer=die_with_parent)
         return self.manager
 

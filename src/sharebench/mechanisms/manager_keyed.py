@@ -63,10 +63,6 @@ class ManagerDictStore(_ManagerMixin, KeyedStore):
         self._shutdown()
 
 
-
-
-
-
 class ManagerNamespaceStore(_ManagerMixin, KeyedStore):
     """A ``Namespace`` with K integer attributes ``k0`` .. and ``manager.Lock()``."""
 
@@ -136,8 +132,6 @@ class ManagerLookupStore(_ManagerMixin, LookupStore):
         self._shutdown()
 
 
-
-
 class _Echo:
     """Lives in the Manager server; returns what it is given."""
 
@@ -152,20 +146,15 @@ class EchoManager(SyncManager):
 EchoManager.register("Echo", _Echo)
 
 
-class ManagerPing(PingStore):
+class ManagerPing(_ManagerMixin, PingStore):
     """An echo object in a Manager server: each round trip is one proxy call."""
 
     max_rate: ClassVar[float] = 2e5
+    manager_class = EchoManager
 
     def __init__(self, ctx: Any, spec: StoreSpec) -> None:
         super().__init__(ctx, spec)
-        import secrets
-
-        from sharebench.lifecycle import die_with_parent
-
-        self.manager: Any = EchoManager(ctx=ctx, authkey=secrets.token_bytes(32))
-        self.manager.start(initializer=die_with_parent)
-        self.proxy: Any = self.manager.Echo()  # type: ignore[attr-defined]  # registered
+        self.proxy: Any = self._start_manager(ctx).Echo()
 
     def handles(self) -> tuple[Any, ...]:
         return (self.proxy, self.spec.payload_bytes)
@@ -175,9 +164,7 @@ class ManagerPing(PingStore):
 
     def close(self) -> None:
         self.proxy = None
-        manager, self.manager = self.manager, None
-        if manager is not None:
-            manager.shutdown()
+        self._shutdown()
 
 
 def manager_ping(local: Any, k: int, base: int) -> Any:

@@ -43,7 +43,7 @@ _WORD = 8
 POSIX_IPC_MISSING = "posix_ipc is not installed (pip install 'posix-ipc>=1.3')"
 
 
-def _posix_ipc() -> Any:
+def posix_ipc_module() -> Any:
     """The ``posix_ipc`` module, or :class:`Unavailable` saying how to get it."""
     try:
         import posix_ipc  # type: ignore[import-not-found,unused-ignore]
@@ -52,8 +52,10 @@ def _posix_ipc() -> Any:
     return posix_ipc
 
 
-def semaphore_name(run_token: str) -> str:
-    """``/sharebench-<run>-<random>``: seen as ``/dev/shm/sem.sharebench-...`` on Linux."""
+def ipc_name(run_token: str) -> str:
+    """``/sharebench-<run>-<random>``, the name of a named semaphore (seen as
+    ``/dev/shm/sem.sharebench-...`` on Linux) or message queue: the suite's prefix, and a
+    leading slash."""
     return "/" + block_name(run_token)
 
 
@@ -61,8 +63,8 @@ class NamedSemaphore:
     """The parent's semaphore: created exclusively with value 1, unlinked once on close."""
 
     def __init__(self, run_token: str) -> None:
-        posix_ipc = _posix_ipc()
-        self.name = semaphore_name(run_token)
+        posix_ipc = posix_ipc_module()
+        self.name = ipc_name(run_token)
         self.sem: Any = posix_ipc.Semaphore(self.name, posix_ipc.O_CREX, initial_value=1)
 
     def close(self) -> None:
@@ -78,7 +80,7 @@ class NamedSemaphore:
 
 def open_semaphore(name: str) -> Any:
     """Worker side: open the parent's semaphore by name (never creates one)."""
-    return _posix_ipc().Semaphore(name)
+    return posix_ipc_module().Semaphore(name)
 
 
 class _SemBlockStore(_BlockStore):

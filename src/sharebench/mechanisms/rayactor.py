@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from itertools import cycle, islice, repeat
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from sharebench.lifecycle import PREFIX
 from sharebench.mechanisms.base import Mechanism, Store, StoreSpec
 from sharebench.mechanisms.counters import CounterStore
 from sharebench.mechanisms.keyed import KeyedStore, key_sequence
@@ -156,7 +157,7 @@ class _RayStore(Store):
 
     def _open(self, spec: StoreSpec, what: str, *args: Any) -> None:
         self.service: RayService | None = shared(spec.run_token)  # Unavailable without Ray
-        self.name = f"sharebench-{spec.run_token}-{what}-{secrets.token_hex(4)}"
+        self.name = f"{PREFIX}{spec.run_token}-{what}-{secrets.token_hex(4)}"
         self.service.create(self.name, self.actor, *args)
 
     def _call(self, method: str, *args: Any) -> Any:

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import time
 from itertools import cycle, islice
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -159,11 +158,6 @@ class RedisPing(_RedisStore, PingStore):
         if got is None:
             raise TimeoutError("redis: no message on the request list")
         self.client.lpush(f"{self.key}:rep", got[1])
-
-    def during_round(self, ops_per_worker: int) -> float | None:
-        for _ in range(ops_per_worker):
-            self.echo()
-        return time.perf_counter()
 
     def close(self) -> None:
         client = self.client

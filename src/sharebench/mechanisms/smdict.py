@@ -160,8 +160,6 @@ class SmdCountersStore(_SmdStore, KeyedStore):
         return [int(counts[k]) for k in range(self.spec.keys)]
 
 
-
-
 class SmdLookupStore(_SmdStore, LookupStore):
     """N entries ``key -> value_of(key)`` in a SharedMemoryDict."""
 
@@ -177,8 +175,6 @@ class SmdLookupStore(_SmdStore, LookupStore):
     def for_worker(local: Any, worker: int) -> Any:
         d, entries = local
         return (d, lookup_order(worker, entries))
-
-
 
 
 MECHANISMS = (

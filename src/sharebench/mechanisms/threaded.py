@@ -122,10 +122,6 @@ class ThreadDictStore(KeyedStore):
         return [self.dict[k] for k in range(self.spec.keys)]
 
 
-
-
-
-
 MECHANISMS = (
     Mechanism("thread", "none", "increment", "thread", ThreadCounterStore, thread_none,
               "N threads, one process: obj.n += 1 on a plain object, no lock",

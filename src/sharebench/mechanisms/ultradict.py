@@ -178,8 +178,6 @@ class UltraCountersStore(_UltraStore, KeyedStore):
         return [int(self.dict[k]) for k in range(self.spec.keys)]
 
 
-
-
 class UltraLookupStore(_UltraStore, LookupStore):
     """N entries ``key -> value_of(key)`` in an UltraDict (no shared lock: nothing writes)."""
 
@@ -197,8 +195,6 @@ class UltraLookupStore(_UltraStore, LookupStore):
     def for_worker(local: Any, worker: int) -> Any:
         d, entries = local
         return (d, lookup_order(worker, entries))
-
-
 
 
 MECHANISMS = (
